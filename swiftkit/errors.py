@@ -1,0 +1,83 @@
+"""Every error a user can fix, in one place.
+
+A `Problem` says what is wrong, where (file, line:column, dotted key) and how to fix it.
+`UserError` carries one or more problems and maps to exit code 2; the CLI prints the
+problems and nothing else (no traceback). Anything else that escapes is a bug or a
+runtime failure (exit 1).
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    file: str | None = None
+    line: int | None = None
+    column: int | None = None
+    key: str | None = None
+    fix: str | None = None
+
+    def where(self) -> str:
+        parts = []
+        if self.file:
+            loc = self.file
+            if self.line is not None:
+                loc += f":{self.line}"
+                if self.column is not None:
+                    loc += f":{self.column}"
+            parts.append(loc)
+        if self.key:
+            parts.append(self.key)
+        return ": ".join(parts)
+
+    def format(self) -> str:
+        where = self.where()
+        text = f"{where}: {self.message}" if where else self.message
+        if self.fix:
+            text += f"\n    fix: {self.fix}"
+        return text
+
+
+@dataclass
+class UserError(Exception):
+    """Input the user can correct: exit code 2, message only."""
+
+    problems: list[Problem] = field(default_factory=list)
+    headline: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.format())
+
+    @classmethod
+    def one(cls, message: str, **where) -> "UserError":
+        return cls([Problem(message, **where)])
+
+    def format(self) -> str:
+        lines = []
+        if self.headline:
+            lines.append(self.headline)
+        lines.extend(p.format() for p in self.problems)
+        return "\n".join(lines)
+
+
+def did_you_mean(word: str, choices: Iterable[str], n: int = 1) -> str | None:
+    """The closest choice to `word`, or None when nothing is close."""
+    matches = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def choice_fix(word: str, choices: Iterable[str], what: str = "one of") -> str:
+    choices = list(choices)
+    guess = did_you_mean(word, choices)
+    if guess:
+        return f"did you mean '{guess}'?"
+    shown = ", ".join(map(str, choices[:12])) + (", ..." if len(choices) > 12 else "")
+    return f"use {what}: {shown}"
