@@ -16,3 +16,25 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg) if xdg else Path.home() / ".cache"
     return base / "swiftkit"
+
+
+# The checkout that holds recipes/ and datasets/ (swiftkit is installed editable from it).
+PROJECT_DIR = Path(os.environ.get("SWIFTKIT_PROJECT_DIR", PACKAGE_DIR.parent))
+RECIPES_DIR = PROJECT_DIR / "recipes"
+
+
+def swift_command() -> list[str]:
+    """How to start ms-swift: SWIFTKIT_SWIFT (e.g. "python3 -m swift.cli.main"), else `swift` on PATH,
+    else this Python's `-m swift.cli.main` (a --target install has no console script)."""
+    import shlex
+    import shutil
+    import sys
+
+    env = os.environ.get("SWIFTKIT_SWIFT")
+    if env:
+        return shlex.split(env)
+    here = Path(sys.executable).parent / "swift"
+    if here.is_file():
+        return [str(here)]
+    found = shutil.which("swift")
+    return [found] if found else [sys.executable, "-m", "swift.cli.main"]

@@ -1,0 +1,122 @@
+"""Click wiring only: options -> keyword arguments -> commands.*, inside one error handler.
+
+Exit codes: 0 ok, 1 runtime failure, 2 invalid input or usage.
+"""
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from . import __version__
+from .errors import EXIT_FAILURE, EXIT_USAGE, UserError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="swiftkit")
+def cli() -> None:
+    """swiftkit: LoRA fine-tunes with ms-swift, from a checked recipe to a verified adapter.
+
+    \b
+    Example:
+      $ swiftkit validate recipes/identity.yaml
+      ok: recipes/identity.yaml (ms-swift 4.6.0; micro-batch 16 x accumulation 1 x 1 GPU(s))
+    """
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate(recipes: tuple[str, ...]) -> int:
+    """Check recipes against the schema, their data, their model and the installed ms-swift.
+
+    Nothing is run and nothing is written. Every problem is reported with its file, line,
+    key and a fix.
+
+    \b
+    Example:
+      $ swiftkit validate recipes/identity.yaml
+      ok: recipes/identity.yaml (ms-swift 4.6.0; micro-batch 16 x accumulation 1 x 1 GPU(s))
+        note: model Qwen/Qwen2.5-7B-Instruct is a hub id: it is fetched at run time and cannot be checked offline
+    """
+    from .commands.validate import validate as run
+
+    return run(list(recipes))
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--verb", type=click.Choice(["sft", "infer", "export"]), default="sft", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help='Print {"argv": [...], "env": {...}}.')
+@click.option("--checkpoint", type=click.Path(file_okay=False), help="For infer/export (default: the latest one).")
+def render(recipe: str, verb: str, as_json: bool, checkpoint: str | None) -> int:
+    """Print the validated swift command for a recipe, ready to copy and paste.
+
+    For sft the identity data is rendered into the output directory first, so the
+    printed command runs as is.
+
+    \b
+    Example:
+      $ swiftkit render recipes/tiny-identity.yaml --json
+      {"argv": ["swift", "sft", "--model", "/.../tiny-qwen", ...], "env": {"CUDA_VISIBLE_DEVICES": ""}}
+    """
+    from .commands.render import render as run
+
+    return run(recipe, verb, as_json, checkpoint)
+
+
+@cli.command()
+def schema() -> int:
+    """Print the recipe's JSON Schema (editors use it through the yaml-language-server modeline).
+
+    \b
+    Example:
+      $ swiftkit schema > recipe.schema.json
+    """
+    from .commands.schema import schema as run
+
+    return run()
+
+
+@cli.command()
+def presets() -> int:
+    """List the bundled recipes, one line each.
+
+    \b
+    Example:
+      $ swiftkit presets
+      recipes/identity.yaml                      Qwen2.5-7B-Instruct learns a new identity (seed recipe)
+    """
+    from .commands.presets import presets as run
+
+    return run()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The one entry point: maps exceptions to exit codes and messages."""
+    try:
+        result = cli.main(args=argv, prog_name="swiftkit", standalone_mode=False)
+    except UserError as exc:
+        click.echo(exc.format(), err=True)
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception:  # noqa: BLE001 - last resort: the message, and the traceback in a file
+        from .paths import cache_dir
+
+        log = cache_dir() / "last-error.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        click.echo(f"swiftkit: unexpected error: {sys.exc_info()[1]}\n  traceback: {log}", err=True)
+        return EXIT_FAILURE
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import click
+
+from ..checks import check
+from ..errors import EXIT_OK, EXIT_USAGE, UserError
+
+
+def validate(recipes: list[str]) -> int:
+    """Check each recipe; report every problem of every recipe, then exit 2 if any failed."""
+    status = EXIT_OK
+    for path in recipes:
+        try:
+            checked = check(path)
+        except UserError as exc:
+            click.echo(exc.format(), err=True)
+            status = EXIT_USAGE
+            continue
+        plan = checked.plan
+        click.echo(f"ok: {path} (ms-swift {checked.catalog.version}; micro-batch {plan.micro_batch} x "
+                   f"accumulation {plan.grad_accum} x {max(checked.loaded.recipe.gpu.count, 1)} GPU(s))")
+        for note in checked.notes:
+            click.echo(f"  note: {note}")
+    return status

@@ -1,0 +1,233 @@
+"""What a user writes: the recipe models and `load_recipe(path)`.
+
+The schema is strict (`extra="forbid"` everywhere) so a typo is an error, not a silently
+ignored key. Everything here is pure: no ms-swift import, no file reads besides the recipe.
+Checks that need the installed ms-swift or the data on disk live in `checks.py`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+from .errors import Problem, UserError
+from .yamlfile import YamlDoc, dotted, load_yaml
+
+HUB_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$")
+DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+
+def _localized(value: Any) -> Any:
+    # `name: Swift-Robot` is shorthand for the same form in every language.
+    return {"zh": value, "en": value} if isinstance(value, str) else value
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _micro_batch(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+        return value
+    raise PydanticCustomError("micro_batch", "expected a positive integer or 'auto', got {value}",
+                              {"value": repr(value), "fix": "write a number such as 4, or auto"})
+
+
+class Localized(Strict):
+    zh: str = Field(min_length=1)
+    en: str = Field(min_length=1)
+
+
+LocalizedText = Annotated[Localized, BeforeValidator(_localized)]
+
+
+class ModelSection(Strict):
+    id: str = Field(min_length=1, description="Hub id (Qwen/Qwen2.5-7B-Instruct) or a local model dir, relative to the recipe")
+    model_type: str | None = Field(None, description="ms-swift model_type; detected from config.json for local dirs")
+    template: str | None = Field(None, description="ms-swift chat template; detected where unambiguous")
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    trust_remote_code: bool = Field(False, description="Allow a local model dir that ships *.py code")
+
+
+class Identity(Strict):
+    name: LocalizedText
+    author: LocalizedText
+    template: str | None = Field(None, description="A self-cognition template (JSONL); default: the bundled one")
+
+
+class DatasetEntry(Strict):
+    path: str | None = Field(None, description="A local JSON/JSONL/CSV/parquet file, relative to the recipe")
+    hub: str | None = Field(None, description="A hub dataset id, org/name[:subset]")
+    identity: bool = Field(False, description="The self-cognition data rendered from `identity:`")
+    samples: int | None = Field(None, gt=0, description="Rows to sample (ms-swift repeats the data when larger)")
+    weight: float | None = Field(None, gt=0, description="Scale the entry's row count by this factor")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # "AI-ModelScope/alpaca-gpt4-data-zh#500", "data/mine.jsonl", "identity", "identity#100"
+        if not isinstance(value, str):
+            return value
+        source, _, count = value.partition("#")
+        entry: dict[str, Any] = {}
+        if count:
+            entry["samples"] = count
+        if source == "identity":
+            entry["identity"] = True
+        elif looks_like_hub_id(source):
+            entry["hub"] = source  # the loader turns it into `path` when the file exists locally
+        else:
+            entry["path"] = source
+        return entry
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DatasetEntry":
+        given = [k for k in ("path", "hub") if getattr(self, k)] + (["identity"] if self.identity else [])
+        if len(given) != 1:
+            raise PydanticCustomError("one_source", "a dataset entry needs exactly one source (got {given})",
+                                      {"given": ", ".join(given) or "none",
+                                       "fix": "write one of `path: FILE`, `hub: org/name` or `identity: true`"})
+        return self
+
+    @property
+    def label(self) -> str:
+        return "identity" if self.identity else (self.path or self.hub or "")
+
+
+class LoraSection(Strict):
+    tuner: Literal["lora", "full"] = "lora"
+    rank: int = Field(8, gt=0)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=lambda: ["all-linear"],
+                                                                            min_length=1)
+
+
+class TrainSection(Strict):
+    epochs: float | None = Field(None, gt=0)
+    max_steps: int | None = Field(None, gt=0)
+    learning_rate: float = Field(1e-4, gt=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    scheduler: str = "cosine"
+    effective_batch_size: int | None = Field(16, gt=0, description="micro-batch x accumulation x GPUs")
+    micro_batch_size: Annotated[int | Literal["auto"], BeforeValidator(_micro_batch)] = Field(
+        "auto", description="Per-GPU batch, or auto: the whole per-GPU effective batch in one step")
+    gradient_accumulation: int | None = Field(None, gt=0, description="Derived from the effective batch when unset")
+    max_length: int = Field(2048, gt=0)
+    gradient_checkpointing: bool = True
+    seed: int = 42
+    save_steps: int | None = Field(None, gt=0)
+    logging_steps: int = Field(5, gt=0)
+    eval_steps: int | None = Field(None, gt=0)
+    save_total_limit: int | None = Field(2, gt=0)
+    eval_split: float = Field(0.0, ge=0, lt=1, description="Share of the data held out for evaluation")
+    system: str | None = Field(None, description="System prompt used in training and inference")
+
+
+class GpuSection(Strict):
+    count: int = Field(1, ge=0, description="GPUs to train on; 0 trains on the CPU")
+    memory_gb: float | None = Field(None, gt=0, description="Memory per card the recipe is written for")
+    visible_devices: list[int] | None = Field(None, description="CUDA device indices (CUDA_VISIBLE_DEVICES)")
+
+
+class OutputSection(Strict):
+    dir: str = Field("output", description="Where runs go, relative to the recipe")
+    resume: Literal["auto", "never"] = "auto"
+
+
+class Probe(Strict):
+    question: str = Field(min_length=1)
+    expect: list[str] = Field(default_factory=list, description="Substrings the answer must contain")
+    reject: list[str] = Field(default_factory=list, description="Substrings the answer must not contain")
+
+
+class VerifySection(Strict):
+    enabled: bool = True
+    min_score: float | None = Field(None, ge=0, le=1, description="Fail the run below this exact-answer rate")
+    max_new_tokens: int = Field(64, gt=0)
+    probes: list[Probe] = Field(default_factory=list)
+
+
+FlagValue = str | int | float | bool | list[str | int | float | bool] | None
+
+
+class Recipe(Strict):
+    name: str | None = None
+    description: str | None = None
+    model: ModelSection
+    identity: Identity | None = None
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    lora: LoraSection = Field(default_factory=LoraSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    gpu: GpuSection = Field(default_factory=GpuSection)
+    output: OutputSection = Field(default_factory=OutputSection)
+    verify: VerifySection = Field(default_factory=VerifySection)
+    swift: dict[str, FlagValue] = Field(default_factory=dict,
+                                        description="Any other `swift sft` flag (name without --) and its value")
+
+    def digest(self) -> str:
+        """A stable hash of what the recipe asks for (not of its formatting)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def looks_like_hub_id(text: str) -> bool:
+    return bool(HUB_ID.match(text)) and not text.lower().endswith(DATA_SUFFIXES)
+
+
+class LoadedRecipe:
+    """A validated recipe plus where it came from (for paths and error positions)."""
+
+    def __init__(self, recipe: Recipe, path: Path, doc: YamlDoc):
+        self.recipe = recipe
+        self.path = path
+        self.doc = doc
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.resolve().parent
+
+    def resolve(self, relative: str) -> Path:
+        """Recipe paths are relative to the recipe file, not the working directory."""
+        p = Path(relative).expanduser()
+        return Path(os.path.normpath(p if p.is_absolute() else self.base_dir / p))
+
+    def problem(self, message: str, key: tuple, fix: str | None = None, *, at_key: bool = False) -> Problem:
+        line, col = self.doc.where(key, key=at_key)
+        return Problem(message, file=self.doc.file, line=line, column=col, key=dotted(key) or None, fix=fix)
+
+
+def load_recipe(path: Path | str) -> LoadedRecipe:
+    """Read and schema-check a recipe; every schema error at once, each with its place and a fix."""
+    path = Path(path)
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise UserError.one("a recipe is a YAML mapping (model:, datasets:, ...)", file=doc.file, line=1,
+                            fix="start from a bundled recipe: `swiftkit presets`")
+    try:
+        recipe = Recipe.model_validate(doc.data)
+    except ValidationError as exc:
+        from .schema_errors import explain
+
+        raise UserError(explain(exc, doc, Recipe)) from None
+    loaded = LoadedRecipe(recipe, path, doc)
+    _hub_or_local(loaded)
+    return loaded
+
+
+def _hub_or_local(loaded: LoadedRecipe) -> None:
+    # A shorthand like `datasets/mine` matches the hub pattern; a file there wins, as in ms-swift.
+    for i, entry in enumerate(loaded.recipe.datasets):
+        shorthand = isinstance(loaded.doc.data["datasets"][i], str)
+        if shorthand and entry.hub and loaded.resolve(entry.hub).exists():
+            entry.path, entry.hub = entry.hub, None

@@ -1,0 +1,209 @@
+"""Pure: a checked recipe (a Plan) -> Invocation(argv, env) for swift sft / infer / export.
+
+Flags are spelled for the installed ms-swift (`Catalog.spell`), never through a shell;
+`display()` is one copy-pasteable command quoted with shlex.
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .recipe import Recipe
+from .swift_flags import Catalog
+
+KeyPath = tuple
+
+
+@dataclass(frozen=True)
+class Invocation:
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+    # flag -> the recipe key it came from, so a rejected flag can be traced to a line
+    sources: dict[str, KeyPath] = field(default_factory=dict, compare=False)
+
+    def display(self) -> str:
+        return shlex.join([f"{k}={v}" for k, v in self.env.items()] + self.argv)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"argv": list(self.argv), "env": dict(self.env)}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything rendering needs that is not in the recipe itself (resolved by checks.py)."""
+
+    recipe: Recipe
+    model: str  # absolute local dir or hub id
+    model_is_local: bool
+    model_type: str | None
+    template: str | None
+    datasets: list[str]  # dataset arguments, already resolved (absolute paths, #N)
+    output_dir: Path
+    data_dir: Path  # where swiftkit writes rendered data (the identity file)
+    micro_batch: int
+    grad_accum: int
+
+
+def resolve_batch(recipe: Recipe) -> tuple[int, int] | str:
+    """(micro-batch, accumulation) honouring effective = micro x accum x GPUs, or why it cannot."""
+    t, gpus = recipe.train, max(recipe.gpu.count, 1)
+    eff, micro, accum = t.effective_batch_size, t.micro_batch_size, t.gradient_accumulation
+    if eff is None:
+        if micro == "auto":
+            return "micro_batch_size: auto needs effective_batch_size"
+        return micro, accum or 1
+    if micro == "auto":
+        micro = eff // (gpus * (accum or 1)) if eff % (gpus * (accum or 1)) == 0 else 0
+        if micro == 0:
+            return f"effective batch {eff} is not divisible by {accum or 1} accumulation step(s) x {gpus} GPU(s)"
+        return micro, accum or 1
+    if accum is None:
+        if eff % (micro * gpus):
+            return _not_divisible(eff, micro, gpus)
+        return micro, eff // (micro * gpus)
+    if micro * accum * gpus != eff:
+        return (f"effective batch {eff} != micro-batch {micro} x accumulation {accum} x {gpus} GPU(s) "
+                f"= {micro * accum * gpus}")
+    return micro, accum
+
+
+def _not_divisible(eff: int, micro: int, gpus: int) -> str:
+    per_gpu = eff // gpus if eff % gpus == 0 else None
+    options = [d for d in range(1, (per_gpu or 0) + 1) if per_gpu and per_gpu % d == 0]
+    lower, upper = (eff // (micro * gpus)) * micro * gpus, (eff // (micro * gpus) + 1) * micro * gpus
+    hint = f"micro_batch_size {', '.join(map(str, options))}" if options else "another micro_batch_size"
+    return (f"effective batch {eff} is not divisible by micro-batch {micro} x {gpus} GPU(s); "
+            f"use {hint}, or effective_batch_size {' or '.join(str(x) for x in (lower, upper) if x)}")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+class _Args:
+    def __init__(self, catalog: Catalog, verb: str):
+        self.catalog, self.verb = catalog, verb
+        self.items: list[tuple[str, list[str], KeyPath]] = []
+
+    def add(self, canonical: str, value: Any, source: KeyPath = ()) -> None:
+        if value is None:
+            return
+        values = [_fmt(v) for v in value] if isinstance(value, (list, tuple)) else [_fmt(value)]
+        self.items.append((self.catalog.spell(canonical), values, source))
+
+    def switch(self, name: str, source: KeyPath) -> None:
+        self.items.append((name, [], source))
+
+    def invocation(self, head: list[str], env: dict[str, str]) -> Invocation:
+        argv = list(head) + [self.verb]
+        sources: dict[str, KeyPath] = {}
+        for name, values, source in self.items:
+            argv += [f"--{name}", *values]
+            sources[f"--{name}"] = source
+        return Invocation(argv, env, sources)
+
+
+def env_for(plan: Plan) -> dict[str, str]:
+    gpu = plan.recipe.gpu
+    env: dict[str, str] = {}
+    if gpu.count == 0:
+        env["CUDA_VISIBLE_DEVICES"] = ""  # train on the CPU even where a GPU exists
+    elif gpu.visible_devices:
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu.visible_devices))
+    if gpu.count > 1:
+        env["NPROC_PER_NODE"] = str(gpu.count)  # makes swift launch torchrun (MS_SWIFT_4.md)
+    return env
+
+
+def _model_args(args: _Args, plan: Plan) -> None:
+    args.add("model", plan.model, ("model", "id"))
+    args.add("model_type", plan.model_type, ("model", "model_type"))
+    args.add("template", plan.template, ("model", "template"))
+    args.add("torch_dtype", plan.recipe.model.dtype, ("model", "dtype"))
+    if plan.model_is_local:
+        # ms-swift otherwise asks the hub whether a local model is current (~7 s offline)
+        args.add("check_model", False, ("model", "id"))
+
+
+def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> Invocation:
+    r, args = plan.recipe, _Args(catalog, "sft")
+    t, lora = r.train, r.lora
+    _model_args(args, plan)
+    args.add("tuner_type", lora.tuner, ("lora", "tuner"))
+    args.add("dataset", plan.datasets, ("datasets",))
+    args.add("num_train_epochs", t.epochs, ("train", "epochs"))
+    args.add("max_steps", t.max_steps, ("train", "max_steps"))
+    args.add("learning_rate", t.learning_rate, ("train", "learning_rate"))
+    if lora.tuner == "lora":
+        args.add("lora_rank", lora.rank, ("lora", "rank"))
+        args.add("lora_alpha", lora.alpha, ("lora", "alpha"))
+        args.add("lora_dropout", lora.dropout, ("lora", "dropout"))
+        args.add("target_modules", lora.target_modules, ("lora", "target_modules"))
+    args.add("per_device_train_batch_size", plan.micro_batch, ("train", "micro_batch_size"))
+    args.add("gradient_accumulation_steps", plan.grad_accum, ("train", "gradient_accumulation"))
+    args.add("max_length", t.max_length, ("train", "max_length"))
+    args.add("gradient_checkpointing", t.gradient_checkpointing, ("train", "gradient_checkpointing"))
+    args.add("warmup_ratio", t.warmup_ratio, ("train", "warmup_ratio"))
+    args.add("lr_scheduler_type", t.scheduler, ("train", "scheduler"))
+    args.add("seed", t.seed, ("train", "seed"))
+    args.add("save_steps", t.save_steps, ("train", "save_steps"))
+    args.add("save_total_limit", t.save_total_limit, ("train", "save_total_limit"))
+    args.add("logging_steps", t.logging_steps, ("train", "logging_steps"))
+    args.add("split_dataset_ratio", t.eval_split, ("train", "eval_split"))
+    args.add("eval_steps", t.eval_steps, ("train", "eval_steps"))
+    args.add("system", t.system, ("train", "system"))
+    args.add("output_dir", str(plan.output_dir), ("output", "dir"))
+    if r.gpu.count == 0:
+        args.add("dataloader_num_workers", 0, ("gpu", "count"))  # worker processes only slow a CPU run
+    _escape_hatch(args, r)
+    return args.invocation(swift or ["swift"], env_for(plan))
+
+
+def _escape_hatch(args: _Args, recipe: Recipe) -> None:
+    options = args.catalog.options(args.verb)
+    for key, value in recipe.swift.items():
+        name = key[2:] if key.startswith("--") else key
+        if options.get(f"--{name}", {}).get("type") == "switch":
+            if value:
+                args.switch(name, ("swift", key))
+            continue
+        args.items.append((name, [_fmt(v) for v in value] if isinstance(value, list) else [_fmt(value)],
+                           ("swift", key)))
+
+
+def render_infer(plan: Plan, catalog: Catalog, *, checkpoint: Path, val_dataset: Path, result_path: Path,
+                 swift: list[str] | None = None) -> Invocation:
+    """Non-interactive inference: always a dataset and a result path, greedy decoding."""
+    args = _Args(catalog, "infer")
+    adapter = plan.recipe.lora.tuner != "full"
+    if adapter:
+        args.add("adapters", str(checkpoint), ())
+        _model_args(args, plan)
+    else:
+        args.add("model", str(checkpoint), ())
+        args.add("torch_dtype", plan.recipe.model.dtype, ("model", "dtype"))
+        args.add("check_model", False, ())
+    args.add("val_dataset", str(val_dataset), ())
+    args.add("result_path", str(result_path), ())
+    args.add("infer_backend", "transformers", ())
+    args.add("temperature", 0, ())
+    args.add("max_new_tokens", plan.recipe.verify.max_new_tokens, ("verify", "max_new_tokens"))
+    args.add("system", plan.recipe.train.system, ("train", "system"))
+    return args.invocation(swift or ["swift"], env_for(plan))
+
+
+def render_export(plan: Plan, catalog: Catalog, *, checkpoint: Path, output_dir: Path,
+                  swift: list[str] | None = None) -> Invocation:
+    """Merge the LoRA adapter into the base weights."""
+    args = _Args(catalog, "export")
+    args.add("adapters", str(checkpoint), ())
+    _model_args(args, plan)
+    args.add("merge_lora", True, ())
+    args.add("output_dir", str(output_dir), ())
+    return args.invocation(swift or ["swift"], env_for(plan))

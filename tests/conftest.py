@@ -1,0 +1,59 @@
+"""Tests never write to the real home: the catalog cache lives in a per-session temp dir."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("swiftkit-cache")
+    old = os.environ.get("SWIFTKIT_CACHE_DIR")
+    os.environ["SWIFTKIT_CACHE_DIR"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("SWIFTKIT_CACHE_DIR", None)
+    else:
+        os.environ["SWIFTKIT_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def catalog(_isolated_cache):
+    """The real catalog of the installed ms-swift (built once per test session, ~15 s)."""
+    from swiftkit.swift_flags import load_catalog
+
+    return load_catalog()
+
+
+@pytest.fixture
+def write(tmp_path):
+    """write("name.yaml", text) -> Path, for recipes and data made by a test."""
+
+    def _write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return _write
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """Run swiftkit's main() in-process, capturing what the user sees."""
+    import io
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from swiftkit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+sys.path.insert(0, str(ROOT / "tests"))
