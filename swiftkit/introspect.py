@@ -2,7 +2,7 @@
 
 `python -m swiftkit.introspect catalog` lists every option of SftArguments, InferArguments
 and ExportArguments as ms-swift's own HfArgumentParser builds them, plus registered model
-types, templates and tuners. `python -m swiftkit.introspect parse VERB -- ARGV...` asks that
+types, templates and tuners. `python -m swiftkit.introspect parse VERB -- ARGV...` (or `parse-many`, JSON requests on stdin) asks that
 parser which arguments it would reject, with no side effects (the dataclasses are never
 constructed: their __post_init__ loads the model and creates the output dir).
 
@@ -90,11 +90,18 @@ def parse(verb: str, argv: list[str]) -> dict:
     return {"remaining": remaining}
 
 
+def parse_many(requests: list[dict]) -> list[dict]:
+    """Several {"verb", "argv"} requests in one process (importing ms-swift once)."""
+    return [parse(r["verb"], r["argv"]) for r in requests]
+
+
 def main(argv: list[str]) -> int:
     # ms-swift logs to stdout on import; keep stdout for our JSON alone.
     with contextlib.redirect_stdout(io.StringIO()):
         if argv[:1] == ["catalog"]:
             result = catalog()
+        elif argv[:1] == ["parse-many"]:
+            result = parse_many(json.loads(sys.stdin.read()))
         elif argv[:1] == ["parse"] and len(argv) >= 2:
             rest = argv[2:]
             result = parse(argv[1], rest[1:] if rest[:1] == ["--"] else rest)

@@ -13,8 +13,10 @@ class Captured:
     stderr: str
 
 
-def capture(argv: list[str], *, env: dict[str, str] | None = None, timeout: float | None = 600) -> Captured:
+def capture(argv: list[str], *, env: dict[str, str] | None = None, stdin: str | None = None,
+            timeout: float | None = 600) -> Captured:
     """Run a short helper command to completion and capture its output (no shell)."""
     full_env = {**os.environ, **(env or {})}
-    proc = subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=timeout, check=False)
+    proc = subprocess.run(argv, env=full_env, input=stdin, capture_output=True, text=True, timeout=timeout,
+                          check=False)
     return Captured(proc.returncode, proc.stdout, proc.stderr)

@@ -105,7 +105,7 @@ class _Args:
         sources: dict[str, KeyPath] = {}
         for name, values, source in self.items:
             argv += [f"--{name}", *values]
-            sources[f"--{name}"] = source
+            sources.setdefault(f"--{name}", source)  # a duplicate (an error) keeps the recipe key
         return Invocation(argv, env, sources)
 
 
@@ -126,15 +126,15 @@ def _model_args(args: _Args, plan: Plan) -> None:
     args.add("model_type", plan.model_type, ("model", "model_type"))
     args.add("template", plan.template, ("model", "template"))
     args.add("torch_dtype", plan.recipe.model.dtype, ("model", "dtype"))
-    if plan.model_is_local:
-        # ms-swift otherwise asks the hub whether a local model is current (~7 s offline)
-        args.add("check_model", False, ("model", "id"))
 
 
 def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> Invocation:
     r, args = plan.recipe, _Args(catalog, "sft")
     t, lora = r.train, r.lora
     _model_args(args, plan)
+    if plan.model_is_local:
+        # sft otherwise asks the hub whether a local model is current (~7 s offline); infer/export lack the flag
+        args.add("check_model", False, ("model", "id"))
     args.add("tuner_type", lora.tuner, ("lora", "tuner"))
     args.add("dataset", plan.datasets, ("datasets",))
     args.add("num_train_epochs", t.epochs, ("train", "epochs"))
@@ -188,7 +188,6 @@ def render_infer(plan: Plan, catalog: Catalog, *, checkpoint: Path, val_dataset:
     else:
         args.add("model", str(checkpoint), ())
         args.add("torch_dtype", plan.recipe.model.dtype, ("model", "dtype"))
-        args.add("check_model", False, ())
     args.add("val_dataset", str(val_dataset), ())
     args.add("result_path", str(result_path), ())
     args.add("infer_backend", "transformers", ())

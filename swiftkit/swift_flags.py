@@ -126,14 +126,17 @@ def build_catalog() -> dict:
     return json.loads(result.stdout)
 
 
-def parse_with_swift(verb: str, argv: list[str]) -> list[str]:
-    """The arguments the installed ms-swift's own parser would reject (slow: imports ms-swift)."""
+def parse_with_swift(requests: list[tuple[str, list[str]]]) -> list[list[str]]:
+    """For each (verb, argv): what the installed ms-swift's own parser would reject.
+
+    Slow (imports ms-swift in a child), so requests are batched into one process."""
     from .process import capture
 
-    result = capture([sys.executable, "-m", "swiftkit.introspect", "parse", verb, "--", *argv])
+    payload = json.dumps([{"verb": verb, "argv": argv} for verb, argv in requests])
+    result = capture([sys.executable, "-m", "swiftkit.introspect", "parse-many"], stdin=payload)
     if result.returncode != 0:
         raise RuntimeError(result.stderr[-2000:])
-    return json.loads(result.stdout)["remaining"]
+    return [r["remaining"] for r in json.loads(result.stdout)]
 
 
 def _write_atomic(path: Path, text: str) -> None:
