@@ -43,8 +43,8 @@ def bundled_identity_template() -> Path:
     return paths.PROJECT_DIR / "datasets" / "self_cognition.jsonl"
 
 
-def check(path: Path | str, *, catalog: Catalog | None = None) -> Checked:
-    loaded = load_recipe(path)
+def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[str] | None = None) -> Checked:
+    loaded = load_recipe(path, overrides)
     problems: list[Problem] = []
     notes: list[str] = []
     problems += cross_field(loaded)
@@ -87,9 +87,12 @@ def cross_field(loaded: LoadedRecipe) -> list[Problem]:
         if d.weight is not None and d.hub and d.samples is None:
             out.append(p("weight needs samples for a hub dataset (its size cannot be known offline)",
                          ("datasets", i, "weight"), "give `samples: N` instead of (or as well as) weight"))
-    if r.train.eval_steps and not r.train.eval_split:
+    if r.train.eval_steps and not r.train.eval_split and "val_dataset" not in r.swift:
         out.append(p("eval_steps does nothing without an eval split (ms-swift would ignore it silently)",
                      ("train", "eval_steps"), "set train.eval_split, e.g. 0.05, or remove eval_steps"))
+    if r.swift.get("warmup_steps") and r.train.warmup_ratio:
+        out.append(p("ms-swift refuses warmup_steps together with warmup_ratio", ("swift", "warmup_steps"),
+                     "set `train.warmup_ratio: 0` to use warmup_steps, or drop warmup_steps"))
     gpu = r.gpu
     if gpu.visible_devices is not None and gpu.count and len(gpu.visible_devices) != gpu.count:
         out.append(p(f"{len(gpu.visible_devices)} visible device(s) for gpu.count {gpu.count}",

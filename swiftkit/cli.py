@@ -92,6 +92,32 @@ def presets() -> int:
     return run()
 
 
+@cli.command(name="import", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def import_cmd(args: tuple[str, ...]) -> int:
+    """Turn a `swift sft ...` command line or script into a recipe (printed on stdout).
+
+    Reads FILE, stdin (`-` or nothing), or the words after `--`. ms-swift 3.x and 4.x
+    spellings, env prefixes and line continuations are understood; renamed flags are
+    translated with a note, unknown ones go into the `swift:` escape hatch.
+
+    \b
+    Example:
+      $ swiftkit import -- swift sft --model Qwen/Qwen2.5-7B-Instruct --train_type lora \\
+          --dataset 'swift/self-cognition#500' --model_name 小黄 'Xiao Huang' --model_author 魔搭 ModelScope
+      note: --train_type was renamed --tuner_type in ms-swift 4
+      # yaml-language-server: $schema=./recipe.schema.json
+      model:
+        id: Qwen/Qwen2.5-7B-Instruct
+      ...
+    """
+    from .commands.import_ import import_ as run
+
+    if len(args) == 1:
+        return run(args[0], [])
+    return run(None, list(args))
+
+
 def main(argv: list[str] | None = None) -> int:
     """The one entry point: maps exceptions to exit codes and messages."""
     try:

@@ -207,13 +207,18 @@ class LoadedRecipe:
         return Problem(message, file=self.doc.file, line=line, column=col, key=dotted(key) or None, fix=fix)
 
 
-def load_recipe(path: Path | str) -> LoadedRecipe:
-    """Read and schema-check a recipe; every schema error at once, each with its place and a fix."""
+def load_recipe(path: Path | str, overrides: list[str] | None = None) -> LoadedRecipe:
+    """Read and schema-check a recipe; every schema error at once, each with its place and a fix.
+
+    `overrides` are `dotted.key=value` strings (from `--set`), applied before validation;
+    paths given there are relative to the working directory, since that is where they were typed."""
     path = Path(path)
     doc = load_yaml(path)
     if not isinstance(doc.data, dict):
         raise UserError.one("a recipe is a YAML mapping (model:, datasets:, ...)", file=doc.file, line=1,
                             fix="start from a bundled recipe: `swiftkit presets`")
+    for item in overrides or []:
+        _apply_override(doc, item)
     try:
         recipe = Recipe.model_validate(doc.data)
     except ValidationError as exc:
@@ -223,6 +228,31 @@ def load_recipe(path: Path | str) -> LoadedRecipe:
     loaded = LoadedRecipe(recipe, path, doc)
     _hub_or_local(loaded)
     return loaded
+
+
+PATH_KEYS = {("model", "id"), ("output", "dir"), ("identity", "template")}
+
+
+def _apply_override(doc: YamlDoc, item: str) -> None:
+    import yaml
+
+    key, sep, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise UserError.one(f"--set {item!r}: expected KEY=VALUE", fix="for example --set train.epochs=3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    is_path = tuple(parts) in PATH_KEYS and isinstance(value, str)
+    if is_path and (parts[0] == "output" or os.path.exists(value) or not looks_like_hub_id(value)):
+        value = os.path.abspath(value)
+    node = doc.data
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
 
 
 def _hub_or_local(loaded: LoadedRecipe) -> None:
