@@ -278,6 +278,18 @@ def test_probe_logs(name: str, kind: str, needle: str) -> None:
     assert "raise " not in d.evidence  # never the source line a traceback echoes
 
 
+@pytest.mark.parametrize("name, kind", [
+    ("gpu-h100-oom.log", "cuda_oom"), ("cpu-tiny-ddp2-teardown-abort.log", "distributed"),
+    ("probe-bad-flag.log", "bad_flag"), ("probe-disk-full.log", "disk_full"),
+    ("probe-dataset-no-valid-rows.log", "dataset"), ("probe-model-path-missing.log", "model_not_found"),
+])
+def test_tail_split_at_carriage_returns(name: str, kind: str) -> None:
+    """A supervisor that splits at every carriage return and keeps the last 300 pieces."""
+    lines, rc = run_output(name)
+    pieces = [p for line in lines for p in line.split("\r") if p.strip()][-300:]
+    assert lp.diagnose(pieces, rc or 1).kind == kind
+
+
 def test_disk_full_keeps_the_checkpoint_the_log_claims() -> None:
     """The log names checkpoint-5 although its save failed: Diagnosis passes the claim on."""
     lines, rc = run_output("probe-disk-full.log")
