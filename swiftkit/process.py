@@ -1,9 +1,24 @@
-"""The only module that starts processes."""
+"""The only module that starts processes.
+
+`capture` runs short helpers to completion. `supervise` runs ms-swift: argv list, no shell,
+its own process group (so a signal reaches torchrun and every rank), every output line
+teed to a log file as it comes, a bounded tail kept for the failure report, and Ctrl-C /
+SIGTERM forwarded to the group, then a kill after a grace period so no orphan is left.
+"""
 from __future__ import annotations
 
+import collections
 import os
+import signal
 import subprocess
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+TAIL_LINES = 300
+GRACE_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -20,3 +35,115 @@ def capture(argv: list[str], *, env: dict[str, str] | None = None, stdin: str | 
     proc = subprocess.run(argv, env=full_env, input=stdin, capture_output=True, text=True, timeout=timeout,
                           check=False)
     return Captured(proc.returncode, proc.stdout, proc.stderr)
+
+
+@dataclass
+class Finished:
+    returncode: int
+    tail: list[str]
+    log_path: Path
+    wall_seconds: float
+    interrupted_by: int | None = None  # the signal we forwarded, if the user stopped the run
+    pid: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """The parent's environment, the recipe's variables, and unbuffered Python output."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+
+
+def _split_lines(buffer: bytes) -> tuple[list[bytes], bytes]:
+    # tqdm redraws with '\r'; treat it as a line end so dict lines after a bar are seen at once.
+    parts = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    return parts[:-1], parts[-1]
+
+
+def supervise(argv: list[str], env: dict[str, str], log_path: Path, on_line: Callable[[str], None],
+              *, cwd: Path | None = None, grace: float = GRACE_SECONDS) -> Finished:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    start = time.monotonic()
+    with open(log_path, "ab") as log:
+        log.write(f"$ {' '.join(argv)}\n".encode())
+        proc = subprocess.Popen(argv, env=child_env(env), cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        stopper = _Stopper(proc, grace)
+        with stopper.installed():
+            _pump(proc, log, tail, on_line)
+            returncode = proc.wait()
+        _kill_group(proc.pid)  # grandchildren (torchrun ranks, workers) must not outlive the run
+    return Finished(returncode, list(tail), log_path, time.monotonic() - start, stopper.signal, proc.pid)
+
+
+def _pump(proc: subprocess.Popen, log, tail, on_line) -> None:
+    pending = b""
+    assert proc.stdout is not None
+    while True:
+        chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
+        if not chunk:
+            break
+        log.write(chunk)
+        log.flush()
+        lines, pending = _split_lines(pending + chunk)
+        for raw in lines:
+            _emit(raw, tail, on_line)
+    if pending:
+        _emit(pending, tail, on_line)
+
+
+def _emit(raw: bytes, tail, on_line) -> None:
+    line = raw.decode("utf-8", errors="replace")
+    if line.strip():
+        tail.append(line)
+        on_line(line)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class _Stopper:
+    """Forwards SIGINT/SIGTERM to the child's process group; kills it if it lingers."""
+
+    def __init__(self, proc: subprocess.Popen, grace: float):
+        self.proc, self.grace, self.signal = proc, grace, None
+        self._old: dict[int, object] = {}
+
+    def installed(self):
+        stopper = self
+
+        class _Ctx:
+            def __enter__(self):
+                if threading.current_thread() is threading.main_thread():
+                    for sig in (signal.SIGINT, signal.SIGTERM):
+                        stopper._old[sig] = signal.signal(sig, stopper._handle)
+                return stopper
+
+            def __exit__(self, *exc):
+                for sig, old in stopper._old.items():
+                    signal.signal(sig, old)
+                return False
+
+        return _Ctx()
+
+    def _handle(self, signum, _frame) -> None:
+        first = self.signal is None
+        self.signal = self.signal or signum
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT if signum == signal.SIGINT else signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        if first:
+            threading.Thread(target=self._kill_later, daemon=True).start()
+
+    def _kill_later(self) -> None:
+        deadline = time.monotonic() + self.grace
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        _kill_group(self.proc.pid)  # the leader may be gone while ranks or workers linger

@@ -38,7 +38,9 @@ class RunRecord:
     """One run of a recipe. `extra` holds keys this version does not know; they are written back."""
 
     schema: int = SCHEMA
-    recipe: str | None = None
+    recipe: str | None = None          # the recipe file
+    recipe_hash: str | None = None     # sha256 of the resolved recipe (what it asks for, not its formatting)
+    resolved_recipe: dict[str, Any] = field(default_factory=dict)
     command: list[str] = field(default_factory=list)   # argv, redacted
     env: dict[str, str] = field(default_factory=dict)  # the variables swiftkit set, redacted
     cwd: str | None = None
@@ -54,6 +56,9 @@ class RunRecord:
     summary: dict[str, Any] = field(default_factory=dict)  # train_runtime, train_loss, peak memory, ...
     attempts: list[dict[str, Any]] = field(default_factory=list)  # one per try of the fallback ladder
     versions: dict[str, str | None] = field(default_factory=dict)
+    host: dict[str, Any] = field(default_factory=dict)       # hostname, platform, CPUs, GPUs
+    datasets: list[dict[str, Any]] = field(default_factory=list)  # sha256 and row counts of each input
+    verification: dict[str, Any] | None = None  # the scorecard
     started_at: str | None = None
     finished_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
