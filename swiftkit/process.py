@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import os
+import shlex
 import signal
 import subprocess
 import threading
@@ -65,7 +66,7 @@ def supervise(argv: list[str], env: dict[str, str], log_path: Path, on_line: Cal
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     start = time.monotonic()
     with open(log_path, "ab") as log:
-        log.write(f"$ {' '.join(argv)}\n".encode())
+        log.write(f"$ {shlex.join(argv)}\n".encode())
         proc = subprocess.Popen(argv, env=child_env(env), cwd=cwd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         stopper = _Stopper(proc, grace)
