@@ -22,9 +22,20 @@ def _fmt_progress(ev: Any) -> str:
                               ("mem", ev.memory_gib, "{:.1f} GiB")):
         if value is not None:
             parts.append(f"{label} {fmt.format(value)}")
-    if getattr(ev, "remaining", None):
-        parts.append(f"eta {ev.remaining}")
+    if getattr(ev, "remaining", None) is not None:
+        parts.append(f"eta {duration(ev.remaining)}")
     return "  ".join(parts)
+
+
+def duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
 
 
 class Reporter:
@@ -50,14 +61,14 @@ class Plain(Reporter):
 
     def __init__(self, stream: TextIO | None = None, every: float = PLAIN_EVERY_SECONDS):
         super().__init__(stream)
-        self.every, self._last, self._pending = every, 0.0, None
+        self.every, self._last, self._pending = every, None, None
 
     def event(self, ev: Any) -> None:
         if type(ev).__name__ != "Progress":
             return
         self._pending = ev
         now = time.monotonic()
-        if now - self._last >= self.every or ev.step == ev.max_steps:
+        if self._last is None or now - self._last >= self.every or ev.step == ev.max_steps:
             self._last, self._pending = now, None
             self.say(_fmt_progress(ev))
 

@@ -160,9 +160,10 @@ class Training:
         self.record.status, self.record.exit_code = "succeeded", EXIT_OK
         self.save()
         s = self.record.summary
+        memory = "n/a on CPU" if s.get("peak_memory_gib") is None else f"{s['peak_memory_gib']:.2f} GiB"
         self.reporter.say(f"swiftkit: trained: {checkpoint.path}\n  steps {s.get('global_step')}, final loss "
                           f"{_num(s.get('final_loss'))}, train runtime {_num(s.get('train_runtime'))} s, "
-                          f"peak memory {_num(s.get('peak_memory_gib'))} GiB")
+                          f"peak GPU memory {memory}")
         return checkpoint
 
     def summary(self) -> dict:
