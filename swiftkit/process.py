@@ -51,7 +51,10 @@ class Finished:
 
 def child_env(env: dict[str, str]) -> dict[str, str]:
     """The parent's environment, the recipe's variables, and unbuffered Python output."""
-    return {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    merged = {**os.environ, "PYTHONUNBUFFERED": "1", **env}
+    if "PYTHONPATH" in env and os.environ.get("PYTHONPATH"):  # add to the user's path, never replace it
+        merged["PYTHONPATH"] = env["PYTHONPATH"] + os.pathsep + os.environ["PYTHONPATH"]
+    return merged
 
 
 def _split_lines(buffer: bytes) -> tuple[list[bytes], bytes]:

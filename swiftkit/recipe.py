@@ -111,6 +111,8 @@ class LoraSection(Strict):
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=lambda: ["all-linear"],
                                                                             min_length=1)
+    quant_bits: Literal[4, 8] | None = Field(None, description="QLoRA: load the base model in 4 (or 8) bits with "
+                                                               "bitsandbytes")
 
 
 class TrainSection(Strict):
@@ -138,11 +140,27 @@ class GpuSection(Strict):
     count: int = Field(1, ge=0, description="GPUs to train on; 0 trains on the CPU")
     memory_gb: float | None = Field(None, gt=0, description="Memory per card the recipe is written for")
     visible_devices: list[int] | None = Field(None, description="CUDA device indices (CUDA_VISIBLE_DEVICES)")
+    emulate_memory_gb: float | None = Field(None, gt=0, description="Cap the training process's CUDA allocator "
+                                            "at this many GiB, to stand in for a smaller card")
 
 
 class OutputSection(Strict):
     dir: str = Field("output", description="Where runs go, relative to the recipe")
     resume: Literal["auto", "never"] = "auto"
+
+
+OomStep = Literal["halve_micro_batch", "gradient_checkpointing", "shorten_max_length", "qlora", "lower_rank"]
+
+
+class OnOom(Strict):
+    """The OOM fallback ladder: each step is tried once, in order; a step that cannot apply is skipped."""
+
+    steps: list[OomStep] = Field(default_factory=lambda: ["halve_micro_batch", "gradient_checkpointing",
+                                                          "shorten_max_length", "qlora", "lower_rank"])
+    max_retries: int = Field(5, ge=0, description="Attempts after the first; 0 turns the ladder off")
+    max_length_factor: float = Field(0.5, gt=0, lt=1, description="shorten_max_length multiplies by this")
+    min_max_length: int = Field(256, gt=0)
+    min_rank: int = Field(4, gt=0, description="lower_rank halves the rank down to this")
 
 
 class Probe(Strict):
@@ -172,6 +190,7 @@ class Recipe(Strict):
     gpu: GpuSection = Field(default_factory=GpuSection)
     output: OutputSection = Field(default_factory=OutputSection)
     verify: VerifySection = Field(default_factory=VerifySection)
+    on_oom: OnOom = Field(default_factory=OnOom)
     swift: dict[str, FlagValue] = Field(default_factory=dict,
                                         description="Any other `swift sft` flag (name without --) and its value")
 

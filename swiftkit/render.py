@@ -14,6 +14,7 @@ from .recipe import Recipe
 from .swift_flags import Catalog
 
 KeyPath = tuple
+CHILD_DIR = Path(__file__).resolve().parent / "child"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,14 @@ class Plan:
     data_dir: Path  # where swiftkit writes rendered data (the identity file)
     micro_batch: int
     grad_accum: int
+    resume_from: Path | None = None  # a complete checkpoint to continue from
+
+    def with_recipe(self, recipe: Recipe, resume_from: Path | None = None) -> "Plan":
+        """The same plan for a changed recipe (the OOM ladder), batch re-resolved."""
+        from dataclasses import replace
+
+        micro, accum = resolve_batch(recipe)  # type: ignore[misc]  (ladder steps keep it resolvable)
+        return replace(self, recipe=recipe, micro_batch=micro, grad_accum=accum, resume_from=resume_from)
 
 
 def resolve_batch(recipe: Recipe) -> tuple[int, int] | str:
@@ -118,6 +127,10 @@ def env_for(plan: Plan) -> dict[str, str]:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu.visible_devices))
     if gpu.count > 1:
         env["NPROC_PER_NODE"] = str(gpu.count)  # makes swift launch torchrun (MS_SWIFT_4.md)
+    if gpu.emulate_memory_gb:
+        # swiftkit/child/sitecustomize.py caps the allocator in the training process before the model loads
+        env["SWIFTKIT_EMULATE_MEMORY_GB"] = _fmt(gpu.emulate_memory_gb)
+        env["PYTHONPATH"] = str(CHILD_DIR)
     return env
 
 
@@ -145,6 +158,10 @@ def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> 
         args.add("lora_alpha", lora.alpha, ("lora", "alpha"))
         args.add("lora_dropout", lora.dropout, ("lora", "dropout"))
         args.add("target_modules", lora.target_modules, ("lora", "target_modules"))
+    if lora.quant_bits:
+        args.add("quant_method", "bnb", ("lora", "quant_bits"))
+        args.add("quant_bits", lora.quant_bits, ("lora", "quant_bits"))
+        args.add("bnb_4bit_compute_dtype", r.model.dtype, ("lora", "quant_bits"))
     args.add("per_device_train_batch_size", plan.micro_batch, ("train", "micro_batch_size"))
     args.add("gradient_accumulation_steps", plan.grad_accum, ("train", "gradient_accumulation"))
     args.add("max_length", t.max_length, ("train", "max_length"))
@@ -159,6 +176,8 @@ def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> 
     args.add("eval_steps", t.eval_steps, ("train", "eval_steps"))
     args.add("system", t.system, ("train", "system"))
     args.add("output_dir", str(plan.output_dir), ("output", "dir"))
+    if plan.resume_from is not None:
+        args.add("resume_from_checkpoint", str(plan.resume_from), ("output", "resume"))
     if r.gpu.count == 0:
         args.add("dataloader_num_workers", 0, ("gpu", "count"))  # worker processes only slow a CPU run
     _escape_hatch(args, r)
