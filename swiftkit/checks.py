@@ -141,9 +141,11 @@ def _check_model_dir(loaded: LoadedRecipe, local: Path, problems: list[Problem])
     if not local.is_dir():
         siblings = [c.name for c in local.parent.iterdir()] if local.parent.is_dir() else []
         guess = did_you_mean(local.name, siblings)
-        problems.append(p(f"model directory not found: {local}", key,
-                          f"did you mean '{guess}'?" if guess else "check the path (it is relative to the recipe), "
-                          "or give a hub id such as Qwen/Qwen2.5-7B-Instruct"))
+        fix = (f"did you mean '{guess}'?" if guess else "check the path (it is relative to the recipe), "
+               "or give a hub id such as Qwen/Qwen2.5-7B-Instruct")
+        if loaded.path.resolve() == (paths.RECIPES_DIR / "tiny-identity.yaml").resolve():
+            fix = "`swiftkit demo` builds the tiny model there and runs this recipe"
+        problems.append(p(f"model directory not found: {local}", key, fix))
         return None
     config_path = local / "config.json"
     if not config_path.is_file():
