@@ -1,28 +1,32 @@
-"""`swiftkit run`: recipe -> checks -> data -> supervised swift sft -> checkpoint -> verification.
+"""`swiftkit run`: recipe -> checks -> data -> supervised swift sft (OOM ladder, resume) ->
+checkpoint -> verification.
 
 This is the one place that chains the steps; reading it reads the whole job.
 """
 from __future__ import annotations
 
-import json
+import importlib.util
 import os
 from dataclasses import asdict
 from pathlib import Path
 
 from .. import paths
-from ..checkpoints import Checkpoint, find_runs, last_complete, run_dir_from_log
+from .. import verify as verification
+from ..checkpoints import Checkpoint, find_runs, run_dir_from_log
 from ..checks import Checked, check
-from ..datasets import IdentityFiles
+from ..datasets import IDENTITY_TRAIN_FILE, IdentityFiles, inspect_dataset, token_counter
 from ..errors import EXIT_FAILURE, EXIT_OK
+from ..fallback import Change, Facts, next_recipe
 from ..host import host_info
 from ..logparse import (BestCheckpoint, Diagnosis, LastCheckpoint, OutputDir, Progress, TrainSummary, diagnose,
                         parse_line, parse_logging_jsonl_line)
 from ..prepare import prepare_data
 from ..process import Finished, supervise
 from ..progress import Reporter, make_reporter
+from ..recipe import Recipe
 from ..record import RunRecord, now, redact_argv, redact_env, versions, write_record
-from ..render import render_infer, render_sft
-from .. import verify as verification
+from ..render import Plan, render_infer, render_sft
+from ..resume import find_resumable
 
 RECORD_NAME = "swiftkit-run.json"
 
@@ -34,16 +38,14 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
     try:
         identity = prepare_data(checked)
         record = new_record(checked, identity)
+        plan = resume_plan(checked, record, reporter)
         reporter.say(f"swiftkit: training {checked.loaded.path} (ms-swift {checked.catalog.version})")
-        train = Training(checked, record, reporter)
-        finished = train.start()
-        if finished.returncode != 0:
-            return train.failed(finished)
-        checkpoint = train.succeeded(finished)
+        session = Session(checked, record, reporter)
+        code, checkpoint = session.train(plan)
         if checkpoint is None:
-            return EXIT_FAILURE
+            return code
         if do_verify and checked.loaded.recipe.verify.enabled:
-            return verify_step(checked, record, train.record_path, checkpoint, identity, reporter)
+            return verify_step(checked, record, session.record_path, checkpoint, identity, reporter)
         return EXIT_OK
     finally:
         reporter.close()
@@ -62,26 +64,114 @@ def new_record(checked: Checked, identity: IdentityFiles | None) -> RunRecord:
                      started_at=now())
 
 
-class Training:
-    """One supervised `swift sft`: parse its output into events, keep the record current."""
+def resume_plan(checked: Checked, record: RunRecord, reporter: Reporter) -> Plan:
+    """output.resume auto: continue this recipe's unfinished run from its last complete checkpoint."""
+    plan, r = checked.plan, checked.loaded.recipe
+    if r.output.resume != "auto":
+        return plan
+    found = find_resumable(plan.output_dir, record.recipe_hash or "")
+    if found is None:
+        return plan
+    recipe = Recipe.model_validate(found.recipe) if found.recipe else r
+    record.extra["resumed_from"] = {"record": str(found.record_path), "checkpoint": str(found.checkpoint.path),
+                                    "step": found.checkpoint.step}
+    reporter.say(f"swiftkit: resuming the unfinished run from {found.checkpoint.path} (step {found.checkpoint.step})")
+    return plan.with_recipe(recipe, resume_from=Path(found.checkpoint.path))
+
+
+class Session:
+    """The attempts of one run: each a supervised `swift sft`; OOM -> the next rung of the ladder."""
 
     def __init__(self, checked: Checked, record: RunRecord, reporter: Reporter):
         self.checked, self.record, self.reporter = checked, record, reporter
-        self.run_dir: Path | None = None
-        self.log_path = checked.plan.output_dir / ".swiftkit" / f"sft-{os.getpid()}.log"
         self.record_path: Path | None = None
+
+    def train(self, plan: Plan) -> tuple[int, Checkpoint | None]:
+        tried: list[int] = []
+        changes: list[Change] = []
+        while True:
+            attempt = Attempt(self, plan, len(self.record.attempts) + 1)
+            finished = attempt.start()
+            if finished.returncode == 0:
+                return attempt.succeeded(finished)
+            diagnosis = attempt.failed(finished)
+            change = None
+            if diagnosis is not None and diagnosis.kind == "cuda_oom":
+                change = next_recipe(plan.recipe, tried, self.ladder_facts())
+            if change is None:
+                return self.give_up(attempt, diagnosis, changes), None
+            tried.append(change.index)
+            changes.append(change)
+            resume = attempt.last_checkpoint() or plan.resume_from
+            self.record.attempts[-1]["next"] = {"step": change.step, "what": change.what}
+            self.save()
+            self.reporter.say(f"swiftkit: out of memory (attempt {attempt.number}); retrying with {change.what}"
+                              + (f"; resuming from {resume}" if resume else ""))
+            plan = plan.with_recipe(change.recipe, resume_from=resume)
+
+    def ladder_facts(self) -> Facts:
+        plan = self.checked.plan
+        files = [rep.path for rep in self.checked.reports]
+        identity = plan.data_dir / IDENTITY_TRAIN_FILE
+        files += [identity] if identity.is_file() else []
+        count = token_counter(Path(plan.model)) if plan.model_is_local else None
+
+        def rows_over(max_length: int) -> int | None:
+            if count is None or not files:
+                return None
+            return sum(inspect_dataset(f, max_length=max_length, count_tokens=count).too_long or 0 for f in files)
+
+        total = sum(inspect_dataset(f).rows for f in files) if files else None
+        return Facts(bitsandbytes=importlib.util.find_spec("bitsandbytes") is not None, total_rows=total,
+                     rows_over=rows_over)
+
+    def give_up(self, attempt: "Attempt", diagnosis: Diagnosis | None, changes: list[Change]) -> int:
+        code = diagnosis.exit_code if diagnosis else EXIT_FAILURE
+        r = self.record
+        r.status = "interrupted" if attempt.finished and attempt.finished.interrupted_by else "failed"
+        r.exit_code, r.finished_at = code, now()
+        r.diagnosis = asdict(diagnosis) if diagnosis else None
+        self.save()
+        if diagnosis:
+            self.reporter.say(f"swiftkit: {diagnosis.message}\n  evidence: {diagnosis.evidence.strip()[:300]}\n"
+                              f"  try: {diagnosis.hint}")
+        if changes and diagnosis and diagnosis.kind == "cuda_oom":
+            tried = "\n".join(f"  - {c.what}" for c in changes)
+            self.reporter.say(f"swiftkit: the OOM ladder is exhausted; tried, in order:\n{tried}")
+        self.reporter.say(f"  full log: {attempt.log_path}\n  run record: {self.record_path}")
+        return code
+
+    def save(self) -> None:
+        if self.record_path is None:
+            self.record_path = self.checked.plan.output_dir / ".swiftkit" / RECORD_NAME
+        write_record(self.record_path, self.record)
+
+
+class Attempt:
+    """One supervised `swift sft`: parse its output into events, keep the record current."""
+
+    def __init__(self, session: Session, plan: Plan, number: int):
+        self.session, self.plan, self.number = session, plan, number
+        self.reporter, self.record = session.reporter, session.record
+        self.run_dir: Path | None = None
+        self.log_path = plan.output_dir / ".swiftkit" / f"sft-{os.getpid()}-{number}.log"
         self.peak_memory: float | None = None
         self.last_progress: Progress | None = None
+        self.finished: Finished | None = None
 
     def start(self) -> Finished:
-        plan = self.checked.plan
-        inv = render_sft(plan, self.checked.catalog, swift=paths.swift_command())
+        plan = self.plan
+        inv = render_sft(plan, self.session.checked.catalog, swift=paths.swift_command())
         self.record.command, self.record.env = redact_argv(inv.argv), redact_env(inv.env)
         self.record.status, self.record.log_path = "running", str(self.log_path)
-        self.record.attempts.append({"attempt": 1, "started_at": now(), "micro_batch": plan.micro_batch,
-                                     "gradient_accumulation": plan.grad_accum})
+        self.record.resolved_recipe = plan.recipe.model_dump(mode="json")
+        self.record.attempts.append({"attempt": self.number, "started_at": now(), "micro_batch": plan.micro_batch,
+                                     "gradient_accumulation": plan.grad_accum,
+                                     "resume_from": str(plan.resume_from) if plan.resume_from else None,
+                                     "recipe": plan.recipe.model_dump(mode="json"), "command": redact_argv(inv.argv)})
         self.reporter.say(f"$ {inv.display()}")
-        return supervise(inv.argv, inv.env, self.log_path, self.on_line)
+        self.finished = supervise(inv.argv, inv.env, self.log_path, self.on_line)
+        return self.finished
 
     def on_line(self, line: str) -> None:
         for ev in parse_line(line):
@@ -104,67 +194,60 @@ class Training:
         except OSError:
             pass
         self.record.run_dir, self.record.log_path = str(run_dir), str(self.log_path)
-        self.record_path = run_dir / RECORD_NAME
-        self.save()
+        self.record.attempts[-1]["run_dir"] = str(run_dir)
+        self.session.record_path = run_dir / RECORD_NAME
+        self.session.save()
 
-    def save(self) -> None:
-        if self.record_path is None:
-            self.record_path = self.checked.plan.output_dir / ".swiftkit" / f"{RECORD_NAME}.{os.getpid()}"
-        write_record(self.record_path, self.record)
-
-    def finish_attempt(self, finished: Finished, diagnosis: Diagnosis | None) -> None:
-        attempt = self.record.attempts[-1]
-        attempt.update(finished_at=now(), returncode=finished.returncode, wall_seconds=round(finished.wall_seconds, 2),
-                       peak_memory_gib=self.peak_memory, diagnosis=asdict(diagnosis) if diagnosis else None,
-                       last_step=self.last_progress.step if self.last_progress else None)
+    def finish(self, finished: Finished, diagnosis: Diagnosis | None) -> None:
+        self.record.attempts[-1].update(
+            finished_at=now(), returncode=finished.returncode, wall_seconds=round(finished.wall_seconds, 2),
+            peak_memory_gib=self.peak_memory, diagnosis=asdict(diagnosis) if diagnosis else None,
+            last_step=self.last_progress.step if self.last_progress else None, log=str(self.log_path))
         self.record.returncode = finished.returncode
 
-    def failed(self, finished: Finished) -> int:
+    def find_run_dir(self, finished: Finished) -> None:
         if self.run_dir is None:  # it died before saying where: the newest non-empty vN-* dir, if any
-            found = run_dir_from_log(finished.tail, self.checked.plan.output_dir)
+            found = run_dir_from_log(finished.tail, self.plan.output_dir)
             if found is not None:
                 self.adopt_run_dir(found)
-        diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
-        self.finish_attempt(finished, diagnosis)
-        code = diagnosis.exit_code if diagnosis else EXIT_FAILURE
-        self.record.status = "interrupted" if finished.interrupted_by else "failed"
-        self.record.exit_code, self.record.finished_at = code, now()
-        self.record.diagnosis = asdict(diagnosis) if diagnosis else None
-        self.save()
-        if diagnosis:
-            self.reporter.say(f"swiftkit: {diagnosis.message}\n  evidence: {diagnosis.evidence.strip()[:300]}\n"
-                              f"  try: {diagnosis.hint}")
-        self.reporter.say(f"  full log: {self.log_path}\n  run record: {self.record_path}")
-        return code
 
-    def succeeded(self, finished: Finished) -> Checkpoint | None:
-        """Exit code 0: find the run's last complete checkpoint and the real numbers of logging.jsonl."""
-        self.finish_attempt(finished, None)
-        if self.run_dir is None:
-            self.run_dir = run_dir_from_log(finished.tail, self.checked.plan.output_dir)
-            if self.run_dir is not None:
-                self.adopt_run_dir(self.run_dir)
-        run = next((r for r in find_runs(self.checked.plan.output_dir) if r.path == self.run_dir), None)
-        checkpoint = last_complete(run) if run else None
+    def last_checkpoint(self) -> Path | None:
+        run = next((r for r in find_runs(self.plan.output_dir) if self.run_dir and r.path == self.run_dir), None)
+        checkpoint = run.last_complete() if run else None
+        return Path(checkpoint.path) if checkpoint else None
+
+    def failed(self, finished: Finished) -> Diagnosis | None:
+        self.find_run_dir(finished)
+        diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
+        self.finish(finished, diagnosis)
+        self.session.save()
+        return diagnosis
+
+    def succeeded(self, finished: Finished) -> tuple[int, Checkpoint | None]:
+        """Exit code 0: the run's last complete checkpoint and the real numbers of logging.jsonl."""
+        self.find_run_dir(finished)
+        self.finish(finished, None)
+        run = next((r for r in find_runs(self.plan.output_dir) if r.path == self.run_dir), None)
+        checkpoint = run.last_complete() if run else None
         self.record.summary = self.summary()
         self.record.finished_at = now()
         if checkpoint is None:
             self.record.status, self.record.exit_code = "failed", EXIT_FAILURE
-            self.save()
+            self.session.save()
             self.reporter.say(f"swiftkit: swift sft exited 0 but left no complete checkpoint in {self.run_dir}\n"
                               f"  full log: {self.log_path}")
-            return None
-        self.record.checkpoint = str(checkpoint.path)
+            return EXIT_FAILURE, None
         best = run.best() if run else None
+        self.record.checkpoint = str(checkpoint.path)
         self.record.best_checkpoint = str(best.path) if best else None
         self.record.status, self.record.exit_code = "succeeded", EXIT_OK
-        self.save()
+        self.session.save()
         s = self.record.summary
         memory = "n/a on CPU" if s.get("peak_memory_gib") is None else f"{s['peak_memory_gib']:.2f} GiB"
         self.reporter.say(f"swiftkit: trained: {checkpoint.path}\n  steps {s.get('global_step')}, final loss "
                           f"{_num(s.get('final_loss'))}, train runtime {_num(s.get('train_runtime'))} s, "
                           f"peak GPU memory {memory}")
-        return checkpoint
+        return EXIT_OK, checkpoint
 
     def summary(self) -> dict:
         out: dict = {"peak_memory_gib": self.peak_memory}
@@ -222,7 +305,8 @@ def verify_step(checked: Checked, record: RunRecord, record_path: Path | None, c
     if r.verify.min_score is not None and (card.score or 0.0) < r.verify.min_score:
         reporter.say(f"swiftkit: verification score {card.score or 0:.0%} is below verify.min_score "
                      f"{r.verify.min_score:.0%}: the identity did not take")
-        record.status, record.exit_code, code = "failed", EXIT_FAILURE, EXIT_FAILURE
+        # trained but unverified: not "failed", so `run` again starts fresh instead of resuming
+        record.status, record.exit_code, code = "unverified", EXIT_FAILURE, EXIT_FAILURE
     _save(record, record_path)
     return code
 

@@ -1,0 +1,53 @@
+"""Test-only fault injection inside the real ms-swift child (tests put this dir on PYTHONPATH).
+
+SWIFTKIT_TEST_OOM_ABOVE_MICRO_BATCH=N: in the training process, every training step raises
+torch.OutOfMemoryError with the message a real CUDA OOM prints (shared H100 log) while the
+per-device micro-batch is above N, as a GPU that is too small would.
+"""
+import importlib.abc
+import importlib.util
+import os
+import sys
+
+MESSAGE = ("CUDA out of memory. Tried to allocate 354.00 MiB. GPU 0 has a total capacity of 79.18 GiB of which "
+           "55.65 GiB is free. Including non-PyTorch memory, this process has 23.52 GiB memory in use. 23.00 GiB "
+           "allowed; Of the allocated memory 22.44 GiB is allocated by PyTorch, and 350.42 MiB is reserved by "
+           "PyTorch but unallocated.")
+LIMIT = os.environ.get("SWIFTKIT_TEST_OOM_ABOVE_MICRO_BATCH")
+
+
+def _patch(module) -> None:
+    import torch
+
+    original = module.Trainer.training_step
+    limit = int(LIMIT)
+
+    def training_step(self, *args, **kwargs):
+        if self.args.per_device_train_batch_size > limit:
+            raise torch.OutOfMemoryError(MESSAGE)
+        return original(self, *args, **kwargs)
+
+    module.Trainer.training_step = training_step
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Patch transformers.trainer right after it is imported, whoever imports it."""
+
+    def find_spec(self, name, path, target=None):
+        if name != "transformers.trainer":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            _patch(module)
+
+        loader.exec_module = exec_and_patch
+        return spec
+
+
+if LIMIT and sys.argv[:1] and sys.argv[0].replace("\\", "/").endswith("swift/cli/sft.py"):
+    sys.meta_path.insert(0, _AfterImport())
