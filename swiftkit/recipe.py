@@ -173,6 +173,7 @@ class VerifySection(Strict):
     enabled: bool = True
     min_score: float | None = Field(None, ge=0, le=1, description="Fail the run below this exact-answer rate")
     max_new_tokens: int = Field(64, gt=0)
+    batch_size: int = Field(32, gt=0, description="Probes answered together by swift infer")
     probes: list[Probe] = Field(default_factory=list)
 
 

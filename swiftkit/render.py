@@ -127,6 +127,10 @@ def env_for(plan: Plan) -> dict[str, str]:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu.visible_devices))
     if gpu.count > 1:
         env["NPROC_PER_NODE"] = str(gpu.count)  # makes swift launch torchrun (MS_SWIFT_4.md)
+    if plan.model_is_local and not any(d.hub for d in plan.recipe.datasets):
+        # nothing to fetch: keep the hub libraries from probing the network (a DNS lookup per dataset load)
+        env["HF_HUB_OFFLINE"] = "1"
+        env["HF_DATASETS_OFFLINE"] = "1"
     if gpu.emulate_memory_gb:
         # swiftkit/child/sitecustomize.py caps the allocator in the training process before the model loads
         env["SWIFTKIT_EMULATE_MEMORY_GB"] = _fmt(gpu.emulate_memory_gb)
@@ -180,6 +184,7 @@ def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> 
         args.add("resume_from_checkpoint", str(plan.resume_from), ("output", "resume"))
     if r.gpu.count == 0:
         args.add("dataloader_num_workers", 0, ("gpu", "count"))  # worker processes only slow a CPU run
+        args.add("dataloader_pin_memory", False, ("gpu", "count"))  # no GPU to pin for
     _escape_hatch(args, r)
     return args.invocation(swift or ["swift"], env_for(plan))
 
@@ -212,6 +217,7 @@ def render_infer(plan: Plan, catalog: Catalog, *, checkpoint: Path, val_dataset:
     args.add("infer_backend", "transformers", ())
     args.add("temperature", 0, ())
     args.add("max_new_tokens", plan.recipe.verify.max_new_tokens, ("verify", "max_new_tokens"))
+    args.add("max_batch_size", plan.recipe.verify.batch_size, ("verify", "batch_size"))
     args.add("system", plan.recipe.train.system, ("train", "system"))
     return args.invocation(swift or ["swift"], env_for(plan))
 

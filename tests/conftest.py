@@ -1,4 +1,4 @@
-"""Tests never write to the real home: the catalog cache lives in a per-session temp dir."""
+"""Tests never write to the real home: swiftkit's and ms-swift's caches live in a per-session temp dir."""
 from __future__ import annotations
 
 import os
@@ -13,13 +13,16 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("swiftkit-cache")
-    old = os.environ.get("SWIFTKIT_CACHE_DIR")
-    os.environ["SWIFTKIT_CACHE_DIR"] = str(cache)
+    # ms-swift's children cache datasets under MODELSCOPE_CACHE (else ~/.cache/modelscope)
+    values = {"SWIFTKIT_CACHE_DIR": str(cache), "MODELSCOPE_CACHE": str(cache / "modelscope")}
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
     yield cache
-    if old is None:
-        os.environ.pop("SWIFTKIT_CACHE_DIR", None)
-    else:
-        os.environ["SWIFTKIT_CACHE_DIR"] = old
+    for key, value in old.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
