@@ -89,7 +89,7 @@ def test_render_json_is_the_whole_command(tmp_path, catalog):
     assert code == 0, err
     cmd = json.loads(out)
     assert cmd["argv"][1] == "sft" and Path(cmd["argv"][0]).name in ("swift", "python", "python3")
-    assert cmd["env"] == {"CUDA_VISIBLE_DEVICES": ""}
+    assert cmd["env"] == {"CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     identity = next(a for a in cmd["argv"] if a.endswith("identity.train.jsonl"))
     assert Path(identity).is_file(), "render writes the identity data the command needs"
     assert str(tmp_path / "out" / "data") in identity
