@@ -3,6 +3,8 @@
 SWIFTKIT_TEST_OOM_ABOVE_MICRO_BATCH=N: in the training process, every training step raises
 torch.OutOfMemoryError with the message a real CUDA OOM prints (shared H100 log) while the
 per-device micro-batch is above N, as a GPU that is too small would.
+SWIFTKIT_TEST_OOM_AFTER_STEP=K: ... but only once K steps are done (so checkpoints exist to resume).
+SWIFTKIT_TEST_STEP_SLEEP=S: every training step sleeps S seconds (time to kill or interrupt a run).
 """
 import importlib.abc
 import importlib.util
@@ -14,17 +16,22 @@ MESSAGE = ("CUDA out of memory. Tried to allocate 354.00 MiB. GPU 0 has a total 
            "allowed; Of the allocated memory 22.44 GiB is allocated by PyTorch, and 350.42 MiB is reserved by "
            "PyTorch but unallocated.")
 LIMIT = os.environ.get("SWIFTKIT_TEST_OOM_ABOVE_MICRO_BATCH")
+AFTER = int(os.environ.get("SWIFTKIT_TEST_OOM_AFTER_STEP", "0"))
+SLEEP = float(os.environ.get("SWIFTKIT_TEST_STEP_SLEEP", "0"))
 
 
 def _patch(module) -> None:
+    import time
+
     import torch
 
     original = module.Trainer.training_step
-    limit = int(LIMIT)
 
     def training_step(self, *args, **kwargs):
-        if self.args.per_device_train_batch_size > limit:
+        if LIMIT and self.args.per_device_train_batch_size > int(LIMIT) and self.state.global_step >= AFTER:
             raise torch.OutOfMemoryError(MESSAGE)
+        if SLEEP:
+            time.sleep(SLEEP)
         return original(self, *args, **kwargs)
 
     module.Trainer.training_step = training_step
@@ -49,5 +56,5 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-if LIMIT and sys.argv[:1] and sys.argv[0].replace("\\", "/").endswith("swift/cli/sft.py"):
+if (LIMIT or SLEEP) and sys.argv[:1] and sys.argv[0].replace("\\", "/").endswith("swift/cli/sft.py"):
     sys.meta_path.insert(0, _AfterImport())
