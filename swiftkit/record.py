@@ -224,5 +224,9 @@ def versions() -> dict[str, str | None]:
             found[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             found[name] = None
+    if found.get("swiftkit") is None:  # run from a source tree (PYTHONPATH) rather than installed
+        from . import __version__
+
+        found["swiftkit"] = __version__
     found["python"] = platform.python_version()
     return found
