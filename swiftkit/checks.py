@@ -201,7 +201,7 @@ def _detect(loaded, local: Path, config: dict, catalog: Catalog, model_type, tem
 # -- datasets ------------------------------------------------------------------------------------
 
 def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[str], model_dir: str | None):
-    r, p = loaded.recipe, loaded.problem
+    r = loaded.recipe
     output_dir = loaded.resolve(r.output.dir)
     count = ds.token_counter(Path(model_dir)) if model_dir else None
     if count is None and any(d.path for d in r.datasets):
@@ -272,14 +272,16 @@ def _check_identity(loaded: LoadedRecipe, template: Path, key: tuple, problems: 
 
 # -- flags against the installed ms-swift ------------------------------------------------------
 
-def planned_invocations(checked: Checked) -> dict[str, Invocation]:
+def planned_invocations(checked: Checked, *, checkpoint: Path | None = None,
+                        swift: list[str] | None = None) -> dict[str, Invocation]:
+    """The three commands a recipe leads to; checks parse them all (a placeholder checkpoint will do)."""
     plan, cat = checked.plan, checked.catalog
-    ckpt = plan.output_dir / "vN-run" / "checkpoint-N"
+    ckpt = checkpoint or plan.output_dir / "vN-run" / "checkpoint-N"
     return {
-        "sft": render_sft(plan, cat),
+        "sft": render_sft(plan, cat, swift),
         "infer": render_infer(plan, cat, checkpoint=ckpt, val_dataset=plan.data_dir / ds.IDENTITY_PROBES_FILE,
-                              result_path=plan.output_dir / "probes.jsonl"),
-        "export": render_export(plan, cat, checkpoint=ckpt, output_dir=plan.output_dir / "merged"),
+                              result_path=plan.output_dir / "probes.jsonl", swift=swift),
+        "export": render_export(plan, cat, checkpoint=ckpt, output_dir=Path(f"{ckpt}-merged"), swift=swift),
     }
 
 

@@ -27,7 +27,8 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False))
-def validate(recipes: tuple[str, ...]) -> int:
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
+def validate(recipes: tuple[str, ...], overrides: tuple[str, ...]) -> int:
     """Check recipes against the schema, their data, their model and the installed ms-swift.
 
     Nothing is run and nothing is written. Every problem is reported with its file, line,
@@ -41,7 +42,7 @@ def validate(recipes: tuple[str, ...]) -> int:
     """
     from .commands.validate import validate as run
 
-    return run(list(recipes))
+    return run(list(recipes), list(overrides))
 
 
 @cli.command()
@@ -49,7 +50,8 @@ def validate(recipes: tuple[str, ...]) -> int:
 @click.option("--verb", type=click.Choice(["sft", "infer", "export"]), default="sft", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help='Print {"argv": [...], "env": {...}}.')
 @click.option("--checkpoint", type=click.Path(file_okay=False), help="For infer/export (default: the latest one).")
-def render(recipe: str, verb: str, as_json: bool, checkpoint: str | None) -> int:
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
+def render(recipe: str, verb: str, as_json: bool, checkpoint: str | None, overrides: tuple[str, ...]) -> int:
     """Print the validated swift command for a recipe, ready to copy and paste.
 
     For sft the identity data is rendered into the output directory first, so the
@@ -62,7 +64,7 @@ def render(recipe: str, verb: str, as_json: bool, checkpoint: str | None) -> int
     """
     from .commands.render import render as run
 
-    return run(recipe, verb, as_json, checkpoint)
+    return run(recipe, verb, as_json, checkpoint, list(overrides))
 
 
 @cli.command()

@@ -3,6 +3,7 @@ validate that never imports torch."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -60,7 +61,7 @@ def test_warm_validate_does_not_import_torch(catalog, tmp_path):
     """The catalog is cached per ms-swift version: a warm validate stays light."""
     probe = ("import sys; from swiftkit.cli import main; code = main(['validate', 'recipes/identity.yaml']);"
              "print('TORCH' if 'torch' in sys.modules or 'swift' in sys.modules else 'LIGHT', code)")
-    env = {**__import__("os").environ}
+    env = dict(os.environ)
     out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, env=env,
                          check=True).stdout
     assert out.strip().endswith("LIGHT 0"), out

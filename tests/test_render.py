@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from swiftkit.checks import check, planned_invocations
 from swiftkit.recipe import Recipe
-from swiftkit.render import Invocation, Plan, render_sft, resolve_batch
+from swiftkit.render import Plan, render_sft, resolve_batch
 from swiftkit.swift_flags import Catalog, parse_with_swift
 
 BUNDLED = sorted((ROOT / "recipes").rglob("*.yaml"))

@@ -6,6 +6,7 @@ path as `swiftkit run`, and verifies it.
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -33,9 +34,8 @@ def make_tiny_model(recipe_path: Path, model_dir: Path) -> Path:
 def demo(output: str | None, *, quiet: bool = False, events: bool = False) -> int:
     loaded = load_recipe(DEMO_RECIPE)
     model_dir = Path(output).resolve() / "model" if output else loaded.resolve(loaded.recipe.model.id)
-    print_to = None if quiet or events else __import__("sys").stderr
-    if print_to:
-        print(f"swiftkit demo: building the tiny model in {model_dir}", file=print_to, flush=True)
+    if not (quiet or events):
+        print(f"swiftkit demo: building the tiny model in {model_dir}", file=sys.stderr, flush=True)
     make_tiny_model(DEMO_RECIPE, model_dir)
     overrides = [f"model.id={model_dir}"] + ([f"output.dir={Path(output).resolve()}"] if output else [])
     return run(str(DEMO_RECIPE), overrides=overrides, quiet=quiet, events=events)

@@ -6,35 +6,26 @@ from pathlib import Path
 import click
 
 from .. import paths
-from ..checks import check, planned_invocations
+from ..checks import Checked, check, planned_invocations
 from ..errors import EXIT_OK, UserError
-from ..render import render_export, render_infer
+from ..prepare import prepare_data
 
 
-def render(recipe: str, verb: str, as_json: bool, checkpoint: str | None) -> int:
-    """Print the command swiftkit would run, validated first."""
-    checked = check(recipe)
-    plan, swift = checked.plan, paths.swift_command()
+def render(recipe: str, verb: str, as_json: bool, checkpoint: str | None, overrides: list[str] | None = None) -> int:
+    """Print the command swiftkit would run, validated first. For sft the identity data is written
+    into the output dir first, so the printed command runs as is."""
+    checked = check(recipe, overrides=overrides)
     if verb == "sft":
-        from ..prepare import prepare_data
-
         prepare_data(checked)
-        inv = planned_invocations(checked)["sft"]
-        inv = type(inv)(swift + inv.argv[1:], inv.env, inv.sources)
+        ckpt = None
     else:
         ckpt = _checkpoint(checked, checkpoint)
-        if verb == "infer":
-            from ..datasets import IDENTITY_PROBES_FILE
-
-            inv = render_infer(plan, checked.catalog, checkpoint=ckpt, val_dataset=plan.data_dir / IDENTITY_PROBES_FILE,
-                               result_path=plan.output_dir / "probes.jsonl", swift=swift)
-        else:
-            inv = render_export(plan, checked.catalog, checkpoint=ckpt, output_dir=Path(f"{ckpt}-merged"), swift=swift)
+    inv = planned_invocations(checked, checkpoint=ckpt, swift=paths.swift_command())[verb]
     click.echo(json.dumps(inv.to_json(), ensure_ascii=False) if as_json else inv.display())
     return EXIT_OK
 
 
-def _checkpoint(checked, given: str | None) -> Path:
+def _checkpoint(checked: Checked, given: str | None) -> Path:
     if given:
         path = Path(given)
         if not path.is_dir():

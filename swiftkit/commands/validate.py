@@ -6,12 +6,12 @@ from ..checks import check
 from ..errors import EXIT_OK, EXIT_USAGE, UserError
 
 
-def validate(recipes: list[str]) -> int:
+def validate(recipes: list[str], overrides: list[str] | None = None) -> int:
     """Check each recipe; report every problem of every recipe, then exit 2 if any failed."""
     status = EXIT_OK
     for path in recipes:
         try:
-            checked = check(path)
+            checked = check(path, overrides=overrides)
         except UserError as exc:
             click.echo(exc.format(), err=True)
             status = EXIT_USAGE
