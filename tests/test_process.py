@@ -7,6 +7,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 from swiftkit.process import supervise
 
 CHILD = """
@@ -42,13 +44,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def test_sigint_is_forwarded_and_nothing_is_left(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_is_forwarded_and_nothing_is_left(tmp_path, sig):
     seen = []
 
     def on_line(line):
         seen.append(line)
         if line == "ready":
-            os.kill(os.getpid(), signal.SIGINT)  # the user presses Ctrl-C in swiftkit
+            os.kill(os.getpid(), sig)  # Ctrl-C in swiftkit's terminal, or a scheduler's SIGTERM
 
     def watch():
         while "ready" not in seen:
@@ -59,7 +62,7 @@ def test_sigint_is_forwarded_and_nothing_is_left(tmp_path):
     start = time.monotonic()
     fin = supervise([sys.executable, "-c", CHILD, "sleep"], {}, tmp_path / "log.txt", on_line, grace=2)
     assert time.monotonic() - start < 20
-    assert fin.interrupted_by == signal.SIGINT
+    assert fin.interrupted_by == sig
     assert fin.returncode != 0
     time.sleep(0.3)
     assert _live_members(fin.pid) == [], "the child's process group must be gone (no orphan grandchild)"
