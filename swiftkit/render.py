@@ -5,6 +5,7 @@ Flags are spelled for the installed ms-swift (`Catalog.spell`), never through a 
 """
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,10 @@ def env_for(plan: Plan) -> dict[str, str]:
         env["CUDA_VISIBLE_DEVICES"] = ""  # train on the CPU even where a GPU exists
     elif gpu.visible_devices:
         env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu.visible_devices))
+    else:
+        # Without it a host with more GPUs than gpu.count gets naive model parallelism over all of them
+        # (MS_SWIFT_4.md). A CUDA_VISIBLE_DEVICES the user exported already says which cards to use.
+        env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, range(gpu.count)))
     if gpu.count > 1:
         env["NPROC_PER_NODE"] = str(gpu.count)  # makes swift launch torchrun (MS_SWIFT_4.md)
     if plan.model_is_local and not any(d.hub for d in plan.recipe.datasets):

@@ -69,6 +69,16 @@ def test_env_for_gpus(catalog):
     assert inv.display().startswith("CUDA_VISIBLE_DEVICES= swift sft ")
 
 
+def test_gpu_count_limits_the_visible_cards(catalog, monkeypatch):
+    """gpu.count 2 on an 8-GPU host must not become naive model parallelism over all 8."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    r = Recipe.model_validate({"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1},
+                               "gpu": {"count": 2}})
+    assert render_sft(_plan(r), catalog).env["CUDA_VISIBLE_DEVICES"] == "0,1"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,6")  # what the user exported wins
+    assert render_sft(_plan(r), catalog).env["CUDA_VISIBLE_DEVICES"] == "5,6"
+
+
 text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40)
 
 
