@@ -224,7 +224,7 @@ class LoadedRecipe:
 
     def problem(self, message: str, key: tuple, fix: str | None = None, *, at_key: bool = False) -> Problem:
         line, col = self.doc.where(key, key=at_key)
-        return Problem(message, file=self.doc.file, line=line, column=col, key=dotted(key) or None, fix=fix)
+        return Problem(message, file=self.doc.source(key), line=line, column=col, key=dotted(key) or None, fix=fix)
 
 
 def load_recipe(path: Path | str, overrides: list[str] | None = None) -> LoadedRecipe:
@@ -267,6 +267,7 @@ def _apply_override(doc: YamlDoc, item: str) -> None:
     is_path = tuple(parts) in PATH_KEYS and isinstance(value, str)
     if is_path and (parts[0] == "output" or os.path.exists(value) or not looks_like_hub_id(value)):
         value = os.path.abspath(value)
+    doc.overridden.add(tuple(parts))
     node = doc.data
     for part in parts[:-1]:
         if not isinstance(node.get(part), dict):

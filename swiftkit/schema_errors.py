@@ -103,7 +103,7 @@ def _explain_one(err: dict, doc: YamlDoc, model: type[BaseModel]) -> Problem:
         message = err["msg"][0].lower() + err["msg"][1:] if err["msg"] else kind
         fix = ctx.get("fix")
     line, col = doc.where(path, key=at_key)
-    return Problem(message, file=doc.file, line=line, column=col, key=dotted(path) or None, fix=fix)
+    return Problem(message, file=doc.source(path), line=line, column=col, key=dotted(path) or None, fix=fix)
 
 
 def explain(exc: ValidationError, doc: YamlDoc, model: type[BaseModel]) -> list[Problem]:

@@ -24,9 +24,18 @@ class YamlDoc:
     file: str
     positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
     key_positions: dict[KeyPath, tuple[int, int]] = field(default_factory=dict)
+    overridden: set[KeyPath] = field(default_factory=set)  # keys set on the command line (--set)
+
+    def from_command_line(self, path: KeyPath) -> bool:
+        return any(tuple(path)[:len(o)] == o for o in self.overridden)
+
+    def source(self, path: KeyPath) -> str:
+        return "command line (--set)" if self.from_command_line(path) else self.file
 
     def where(self, path: KeyPath, *, key: bool = False) -> tuple[int | None, int | None]:
         """Line and column (1-based) of the value at `path`, else of its nearest parent."""
+        if self.from_command_line(path):
+            return None, None
         table = self.key_positions if key else self.positions
         path = tuple(path)
         while path:

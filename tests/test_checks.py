@@ -196,3 +196,11 @@ def test_rows_longer_than_max_length_reported(tmp_path, catalog):
 def test_every_row_too_long_is_an_error(tmp_path, catalog):
     err = validate_fails(tmp_path, RECIPE.replace("max_length: 256", "max_length: 3"))
     assert "every usable row is longer than max_length 3" in err
+
+
+def test_override_errors_point_at_the_command_line(tmp_path, catalog):
+    path = project(tmp_path)
+    code, _, err = run_cli("validate", str(path), "--set", "train.epochs=abc", "--set", "lora.rnak=4")
+    assert code == 2
+    assert "command line (--set): train.epochs: expected a number, got 'abc'" in err
+    assert "command line (--set): lora.rnak: unknown key 'rnak'" in err
