@@ -102,8 +102,10 @@ def test_oom_ladder_exhausted_is_explained(recipe, fault_env):
     recipe.write_text(text)
     code, _, err = run_cli("run", str(recipe))
     assert code == 3, err[-2000:]
-    assert "CUDA ran out of memory" in err or "out of memory" in err
+    assert "swiftkit: The GPU ran out of memory. Tried to allocate 354.00 MiB" in err
+    assert "evidence: torch.OutOfMemoryError: CUDA out of memory." in err
     assert "the OOM ladder is exhausted; tried, in order:\n  - micro-batch 25 x accumulation 1 -> 5 x 5" in err
+    assert "try: a card with more memory, or more rungs in the recipe's on_oom.steps" in err
     assert record_of(recipe.parent / "out")["status"] == "failed"
 
 

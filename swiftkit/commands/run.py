@@ -133,11 +133,15 @@ class Session:
         r.diagnosis = asdict(diagnosis) if diagnosis else None
         self.save()
         if diagnosis:
-            self.reporter.say(f"swiftkit: {diagnosis.message}\n  evidence: {diagnosis.evidence.strip()[:300]}\n"
-                              f"  try: {diagnosis.hint}")
-        if changes and diagnosis and diagnosis.kind == "cuda_oom":
-            tried = "\n".join(f"  - {c.what}" for c in changes)
-            self.reporter.say(f"swiftkit: the OOM ladder is exhausted; tried, in order:\n{tried}")
+            hint = diagnosis.hint
+            if diagnosis.kind == "cuda_oom":
+                hint = ("a card with more memory, or more rungs in the recipe's on_oom.steps (each runs once; "
+                        "list halve_micro_batch or shorten_max_length again to repeat it)")
+            self.reporter.say(f"swiftkit: {diagnosis.message}\n  evidence: {diagnosis.evidence.strip()[:300]}")
+            if diagnosis.kind == "cuda_oom":
+                tried = "\n".join(f"  - {c.what}" for c in changes) or "  (nothing: on_oom allows no retry)"
+                self.reporter.say(f"swiftkit: the OOM ladder is exhausted; tried, in order:\n{tried}")
+            self.reporter.say(f"  try: {hint}")
         self.reporter.say(f"  full log: {attempt.log_path}\n  run record: {self.record_path}")
         return code
 
