@@ -47,7 +47,7 @@ class RunRecord:
     output_dir: str | None = None
     run_dir: str | None = None
     log_path: str | None = None
-    status: str = "created"  # created | running | succeeded | failed | interrupted | unverified
+    status: str = "created"  # created | running | retrying | succeeded | failed | interrupted | unverified
     returncode: int | None = None  # what `swift` exited with
     exit_code: int | None = None   # what swiftkit exits with (logparse.EXIT_CODES)
     diagnosis: dict[str, Any] | None = None

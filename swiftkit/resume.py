@@ -15,7 +15,8 @@ from .errors import UserError
 from .record import read_record
 
 
-UNFINISHED = ("created", "running", "failed", "interrupted")  # "running": swiftkit itself was killed
+# "running"/"retrying": swiftkit itself was killed mid-attempt or between attempts
+UNFINISHED = ("created", "running", "retrying", "failed", "interrupted")
 
 
 @dataclass(frozen=True)

@@ -94,6 +94,8 @@ def test_oom_ladder_recovers_and_resumes(recipe, fault_env):
     steps = logged_steps(Path(second["run_dir"]))
     assert steps and min(steps) > 6, "no finished step is trained twice"
     assert record["status"] == "succeeded" and record["checkpoint"].endswith("checkpoint-12")
+    first_copy = json.loads((Path(first["run_dir"]) / "swiftkit-run.json").read_text())
+    assert first_copy["status"] == "retrying"  # the failed attempt's own dir says what became of it
 
 
 def test_oom_ladder_exhausted_is_explained(recipe, fault_env):

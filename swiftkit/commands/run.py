@@ -104,6 +104,7 @@ class Session:
             changes.append(change)
             resume = attempt.last_checkpoint() or plan.resume_from
             self.record.attempts[-1]["next"] = {"step": change.step, "what": change.what}
+            self.record.status = "retrying"  # what this attempt's run dir keeps; the next attempt has its own
             self.save()
             self.reporter.say(f"swiftkit: out of memory (attempt {attempt.number}); retrying with {change.what}"
                               + (f"; resuming from {resume}" if resume else ""))
