@@ -5,7 +5,6 @@ import os
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DATA_DIR = PACKAGE_DIR / "data"
 
 
 def cache_dir() -> Path:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -46,7 +46,6 @@ class Finished:
     wall_seconds: float
     interrupted_by: int | None = None  # the signal we forwarded, if the user stopped the run
     pid: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def child_env(env: dict[str, str]) -> dict[str, str]:
