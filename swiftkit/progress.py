@@ -49,7 +49,11 @@ class Reporter:
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
-    def close(self) -> None: ...
+    def end_phase(self) -> None:
+        """The child process being shown has ended (a training attempt)."""
+
+    def close(self) -> None:
+        self.end_phase()
 
 
 class Quiet(Reporter):
@@ -72,9 +76,10 @@ class Plain(Reporter):
             self._last, self._pending = now, None
             self.say(_fmt_progress(ev))
 
-    def close(self) -> None:
+    def end_phase(self) -> None:
         if self._pending is not None:
             self.say(_fmt_progress(self._pending))
+            self._pending = None
 
 
 class Events(Reporter):
@@ -119,9 +124,11 @@ class Bar(Reporter):
     def say(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False)
 
-    def close(self) -> None:
-        if self.task is not None:
+    def end_phase(self) -> None:
+        if self.task is not None:  # stop redrawing; a next attempt gets a bar of its own
             self.progress.stop()
+            self.progress.remove_task(self.task)
+            self.task = None
 
 
 def make_reporter(*, quiet: bool = False, events: bool = False, stream: TextIO | None = None) -> Reporter:

@@ -28,8 +28,10 @@ def test_plain_is_rate_limited_but_keeps_the_last():
     rep = Plain(out, every=3600)
     rep.event(progress())
     rep.event(progress())
+    rep.end_phase()
+    assert out.getvalue().count("step 10/80") == 2  # the first at once, the last one when the attempt ends
     rep.close()
-    assert out.getvalue().count("step 10/80") == 2  # the first at once, the last one at close
+    assert out.getvalue().count("step 10/80") == 2
 
 
 def test_events_are_json_lines():
@@ -48,3 +50,16 @@ def test_not_a_terminal_gets_plain_lines():
 
 def test_duration():
     assert [duration(s) for s in (5, 75, 3725)] == ["5s", "1m15s", "1h02m"]
+
+
+def test_bar_stops_between_attempts():
+    from swiftkit.progress import Bar
+
+    out = io.StringIO()
+    bar = Bar(out)
+    bar.event(progress())
+    bar.end_phase()
+    assert bar.task is None
+    bar.event(progress())  # a retry draws a new bar
+    assert bar.task is not None
+    bar.close()

@@ -176,6 +176,7 @@ class Attempt:
                                      "recipe": plan.recipe.model_dump(mode="json"), "command": redact_argv(inv.argv)})
         self.reporter.say(f"$ {inv.display()}")
         self.finished = supervise(inv.argv, inv.env, self.log_path, self.on_line)
+        self.reporter.end_phase()
         return self.finished
 
     def on_line(self, line: str) -> None:
