@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import datasets as ds
-from .errors import Problem, UserError, choice_fix, did_you_mean
+from .errors import Problem, UserError, choice_fix, nearby_name
 from .recipe import LoadedRecipe, load_recipe, looks_like_hub_id
 from .render import Invocation, Plan, render_export, render_infer, render_sft, resolve_batch
 from .swift_flags import MODEL_TYPE_RENAMES, REMOVED, RENAMED, Catalog, load_catalog
@@ -139,8 +139,7 @@ def check_model(loaded: LoadedRecipe, catalog: Catalog, problems: list[Problem],
 def _check_model_dir(loaded: LoadedRecipe, local: Path, problems: list[Problem]) -> dict | None:
     p, key = loaded.problem, ("model", "id")
     if not local.is_dir():
-        siblings = [c.name for c in local.parent.iterdir()] if local.parent.is_dir() else []
-        guess = did_you_mean(local.name, siblings)
+        guess = nearby_name(local)
         fix = (f"did you mean '{guess}'?" if guess else "check the path (it is relative to the recipe), "
                "or give a hub id such as Qwen/Qwen2.5-7B-Instruct")
         if loaded.path.resolve() == (paths.RECIPES_DIR / "tiny-identity.yaml").resolve():
@@ -247,8 +246,7 @@ def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[st
 
 
 def _missing_file(loaded: LoadedRecipe, path: Path, key: tuple, written: str) -> Problem:
-    siblings = [c.name for c in path.parent.iterdir()] if path.parent.is_dir() else []
-    guess = did_you_mean(path.name, siblings)
+    guess = nearby_name(path)
     fix = f"did you mean '{guess}'?" if guess else "check the path: it is relative to the recipe file"
     return loaded.problem(f"dataset file not found: {path} (ms-swift would take '{written}' for a hub id "
                           "and fail after loading the model)", key, fix)

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 import jinja2
 import jinja2.meta
 
-from swiftkit.errors import Problem, UserError, did_you_mean
+from swiftkit.errors import Problem, UserError, did_you_mean, nearby_name
 
 # --- What ms-swift 4.6 recognises, copied from swift/dataset/preprocessor/core.py -----------------
 # AutoPreprocessor chooses MessagesPreprocessor when one of these columns exists (exact, case-sensitive
@@ -558,11 +558,11 @@ def _missing_file(path: Path, key: str | None) -> UserError:
                "and fail with a hub error)")
     if not parent.is_dir():
         return UserError([Problem(message, file=str(path), key=key, fix=f"directory '{parent}' does not exist either")])
-    siblings = sorted(p.name for p in parent.iterdir() if p.is_file())
-    guess = did_you_mean(path.name, siblings)
+    guess = nearby_name(path)
     if guess:
         fix = f"did you mean '{parent / guess}'?"
     else:
+        siblings = sorted(p.name for p in parent.iterdir() if p.is_file())
         data = [s for s in siblings if Path(s).suffix in SUPPORTED_EXTENSIONS][:5]
         fix = f"files in '{parent}': {', '.join(data)}" if data else f"no dataset files in '{parent}'"
     return UserError([Problem(message, file=str(path), key=key, fix=fix)])

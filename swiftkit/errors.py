@@ -74,6 +74,16 @@ def did_you_mean(word: str, choices: Iterable[str], n: int = 1) -> str | None:
     return matches[0] if matches else None
 
 
+def nearby_name(path) -> str | None:
+    """A file or dir beside `path` whose name is close to its name: the likely typo'd target."""
+    from pathlib import Path
+
+    parent = Path(path).parent
+    if not parent.is_dir():
+        return None
+    return did_you_mean(Path(path).name, [c.name for c in parent.iterdir()])
+
+
 def choice_fix(word: str, choices: Iterable[str], what: str = "one of") -> str:
     choices = list(choices)
     guess = did_you_mean(word, choices)
