@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import datasets as ds
-from .errors import Problem, UserError, choice_fix, nearby_name
+from .errors import Problem, UserError, choice_fix, nearby_name, unique
 from .recipe import LoadedRecipe, load_recipe, looks_like_hub_id
 from .render import Invocation, Plan, render_export, render_infer, render_sft, resolve_batch
 from .swift_flags import MODEL_TYPE_RENAMES, REMOVED, RENAMED, Catalog, load_catalog
@@ -286,34 +286,28 @@ def planned_invocations(checked: Checked, *, checkpoint: Path | None = None,
 def check_flags(checked: Checked) -> list[Problem]:
     out: list[Problem] = []
     loaded, cat = checked.loaded, checked.catalog
-    for key, _value in loaded.recipe.swift.items():
-        name = key[2:] if key.startswith("--") else key
-        if name in FORBIDDEN_FLAGS:
-            out.append(loaded.problem(f"--{name} is not allowed here", ("swift", key), FORBIDDEN_FLAGS[name],
-                                      at_key=True))
-    managed = _managed_dests(checked)
+    invocations = planned_invocations(checked)
+    managed = _managed_dests(invocations["sft"], cat)
     for key in loaded.recipe.swift:
         name = key[2:] if key.startswith("--") else key
         dest = cat.options("sft").get(f"--{name}", {}).get("dest")
-        if dest in managed:
+        if name in FORBIDDEN_FLAGS:
+            out.append(loaded.problem(f"--{name} is not allowed here", ("swift", key), FORBIDDEN_FLAGS[name],
+                                      at_key=True))
+        elif dest in managed:
             out.append(loaded.problem(f"--{name} is set by the recipe key {managed[dest]}", ("swift", key),
                                       f"set {managed[dest]} instead", at_key=True))
-    for verb, inv in planned_invocations(checked).items():
+    for verb, inv in invocations.items():
         out += _check_argv(inv, verb, cat, loaded)
-    seen, unique = set(), []
-    for prob in out:
-        if (prob.key, prob.message) not in seen:
-            seen.add((prob.key, prob.message))
-            unique.append(prob)
-    return unique
+    return unique(out)
 
 
-def _managed_dests(checked: Checked) -> dict[str, str]:
+def _managed_dests(sft: Invocation, cat: Catalog) -> dict[str, str]:
+    """ms-swift dest -> the recipe key that sets it, for the flags swiftkit renders itself."""
     from .yamlfile import dotted
 
-    inv = render_sft(checked.plan, checked.catalog)
-    opts = checked.catalog.options("sft")
-    return {opts[f]["dest"]: dotted(src) for f, src in inv.sources.items()
+    opts = cat.options("sft")
+    return {opts[f]["dest"]: dotted(src) for f, src in sft.sources.items()
             if src and src[0] != "swift" and f in opts}
 
 

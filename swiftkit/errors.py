@@ -68,6 +68,17 @@ class UserError(Exception):
         return "\n".join(lines)
 
 
+def unique(problems: Iterable[Problem]) -> list[Problem]:
+    """Drop repeats of the same message about the same key (one cause can surface several times)."""
+    seen: set[tuple] = set()
+    out = []
+    for problem in problems:
+        if (problem.key, problem.message) not in seen:
+            seen.add((problem.key, problem.message))
+            out.append(problem)
+    return out
+
+
 def did_you_mean(word: str, choices: Iterable[str], n: int = 1) -> str | None:
     """The closest choice to `word`, or None when nothing is close."""
     matches = difflib.get_close_matches(str(word), [str(c) for c in choices], n=n, cutoff=0.6)

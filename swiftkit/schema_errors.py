@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import Problem, choice_fix, did_you_mean
+from .errors import Problem, choice_fix, did_you_mean, unique
 from .yamlfile import YamlDoc, dotted
 
 TYPE_WORDS = {
@@ -107,12 +107,5 @@ def _explain_one(err: dict, doc: YamlDoc, model: type[BaseModel]) -> Problem:
 
 
 def explain(exc: ValidationError, doc: YamlDoc, model: type[BaseModel]) -> list[Problem]:
-    problems: list[Problem] = []
-    seen: set[tuple] = set()
-    for err in exc.errors(include_url=False):
-        problem = _explain_one(err, doc, model)
-        ident = (problem.key, problem.message)
-        if ident not in seen:
-            seen.add(ident)
-            problems.append(problem)
+    problems = unique(_explain_one(err, doc, model) for err in exc.errors(include_url=False))
     return sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
