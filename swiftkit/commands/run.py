@@ -45,7 +45,7 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
         if checkpoint is None:
             return code
         if do_verify and checked.loaded.recipe.verify.enabled:
-            return verify_step(checked, record, session.record_path, checkpoint, identity, reporter)
+            return verify_step(checked, session, checkpoint, identity)
         return EXIT_OK
     finally:
         reporter.close()
@@ -279,10 +279,9 @@ def _num(value) -> str:
     return "-" if value is None else f"{value:.4g}"
 
 
-def verify_step(checked: Checked, record: RunRecord, record_path: Path | None, checkpoint: Checkpoint,
-                identity: IdentityFiles | None, reporter: Reporter) -> int:
+def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, identity: IdentityFiles | None) -> int:
     """Ask the trained model the probes through swift infer, score, and judge against verify.min_score."""
-    r = checked.loaded.recipe
+    r, record, reporter = checked.loaded.recipe, session.record, session.reporter
     rows = verification.probe_rows(identity.probes_path if identity else None, r.verify.probes)
     if not rows:
         reporter.say("swiftkit: nothing to verify (no identity dataset, no verify.probes)")
@@ -298,7 +297,7 @@ def verify_step(checked: Checked, record: RunRecord, record_path: Path | None, c
     if finished.returncode != 0:
         diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
         record.verification = {"error": asdict(diagnosis) if diagnosis else f"swift infer exited {finished.returncode}"}
-        _save(record, record_path)
+        session.save()
         reporter.say(f"swiftkit: verification failed: swift infer exited {finished.returncode}\n"
                      f"  full log: {finished.log_path}")
         return diagnosis.exit_code if diagnosis else EXIT_FAILURE
@@ -313,10 +312,5 @@ def verify_step(checked: Checked, record: RunRecord, record_path: Path | None, c
                      f"{r.verify.min_score:.0%}: the identity did not take")
         # trained but unverified: not "failed", so `run` again starts fresh instead of resuming
         record.status, record.exit_code, code = "unverified", EXIT_FAILURE, EXIT_FAILURE
-    _save(record, record_path)
+    session.save()
     return code
-
-
-def _save(record: RunRecord, path: Path | None) -> None:
-    if path is not None:
-        write_record(path, record)
