@@ -277,8 +277,8 @@ def _check_weights(path: Path) -> tuple[str, list[str]]:
     adapter_files = [p for p in _listdir(path) if p.name.startswith("adapter_")]
     if adapter_files:
         return "adapter", _check_adapter(path)
-    if (path / "config.json").exists() or _model_weight_files(path):
-        return "full", _check_full(path)
+    if (path / "config.json").exists() or model_weight_files(path):
+        return "full", check_model_dir(path)
     return "unknown", ["no weights: neither adapter_model.* nor model*.safetensors / pytorch_model*.bin"]
 
 
@@ -299,18 +299,19 @@ def _check_adapter(path: Path) -> list[str]:
     return problems
 
 
-def _model_weight_files(path: Path) -> list[Path]:
+def model_weight_files(path: Path) -> list[Path]:
     names = [p for p in _listdir(path) if p.is_file()]
     return sorted(p for p in names if re.match(r"^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)$",
                                                    p.name))
 
 
-def _check_full(path: Path) -> list[str]:
+def check_model_dir(path: Path) -> list[str]:
+    """A full model dir (a fully tuned checkpoint, or a merged export): config and every weight file whole."""
     problems = []
     config, problem = _read_json(path / "config.json")
     if problem:
         problems.append(problem)
-    files = _model_weight_files(path)
+    files = model_weight_files(path)
     problems.extend(_missing_shards(path))
     if not files:
         problems.append("no model*.safetensors or pytorch_model*.bin")

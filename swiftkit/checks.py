@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import datasets as ds
+from . import holdout
+from .holdout import Holdout
 from .errors import Problem, UserError, choice_fix, nearby_name, unique
 from .recipe import LoadedRecipe, load_recipe, looks_like_hub_id
-from .render import Invocation, Plan, render_export, render_infer, render_sft, resolve_batch
+from .render import Invocation, Plan, export_options, model_ref, render_export, render_infer, render_sft, resolve_batch
 from .swift_flags import MODEL_TYPE_RENAMES, REMOVED, RENAMED, Catalog, load_catalog
 from . import paths
 
@@ -37,6 +39,8 @@ class Checked:
     notes: list[str] = field(default_factory=list)
     reports: list = field(default_factory=list)
     identity_template: Path | None = None
+    holdout: Holdout | None = None  # general rows kept out of training for eval loss
+    general_probes: Path | None = None  # verify.general_probes resolved (None: the bundled set)
 
 
 def bundled_identity_template() -> Path:
@@ -50,14 +54,18 @@ def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[s
     problems += cross_field(loaded)
     catalog = catalog or load_catalog()
     model, is_local, model_type, template = check_model(loaded, catalog, problems, notes)
-    dataset_args, reports, identity_template = check_datasets(loaded, problems, notes, model if is_local else None)
+    dataset_args, reports, identity_template, general = check_datasets(loaded, problems, notes,
+                                                                       model if is_local else None)
     if problems:
         raise UserError(problems, headline=f"{loaded.path}: {len(problems)} problem(s); nothing was run")
     micro, accum = resolve_batch(loaded.recipe)  # type: ignore[misc]  (cross_field proved it resolves)
     output_dir = loaded.resolve(loaded.recipe.output.dir)
+    held = _holdout(loaded, general, output_dir / "data", dataset_args, notes)
     plan = Plan(loaded.recipe, model, is_local, model_type, template, dataset_args, output_dir,
-                output_dir / "data", micro, accum)
-    checked = Checked(loaded, plan, catalog, notes, reports, identity_template)
+                output_dir / "data", micro, accum, val_dataset=held.heldout_path if held else None)
+    probes = loaded.resolve(loaded.recipe.verify.general_probes) if loaded.recipe.verify.general_probes else None
+    checked = Checked(loaded, plan, catalog, notes, reports, identity_template, held, probes)
+    problems += check_general_probes(loaded, probes)
     problems += check_flags(checked)
     if problems:
         raise UserError(problems, headline=f"{loaded.path}: {len(problems)} problem(s); nothing was run")
@@ -100,6 +108,15 @@ def cross_field(loaded: LoadedRecipe) -> list[Problem]:
     if r.verify.min_score is not None and not uses_identity and not r.verify.probes:
         out.append(p("verify.min_score needs something to verify: the identity dataset or verify.probes",
                      ("verify", "min_score"), "add verify.probes, or remove min_score"))
+    if r.verify.min_retention is not None and not r.verify.retention:
+        out.append(p("verify.min_retention needs verify.retention", ("verify", "min_retention"),
+                     "remove min_retention, or set retention: true"))
+    if r.export.merge and r.lora.tuner == "full":
+        out.append(p("export.merge: a full fine-tune has no adapter to merge", ("export", "merge"),
+                     "remove export.merge: the checkpoint is the model"))
+    if r.export.merge and r.export.dir and loaded.resolve(r.export.dir).exists():
+        out.append(p(f"export.dir {loaded.resolve(r.export.dir)} already exists; swiftkit never overwrites an export",
+                     ("export", "dir"), "choose another dir, or delete it"))
     return out
 
 
@@ -208,6 +225,7 @@ def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[st
     args: list[str] = []
     reports = []
     template = None
+    general: list[tuple[int, Path, int]] = []  # (index in args, local general file, usable rows)
     for i, entry in enumerate(r.datasets):
         key = ("datasets", i)
         rows: int | None = None
@@ -235,6 +253,7 @@ def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[st
                              f"{r.train.max_length} tokens; ms-swift drops them silently")
             notes.extend(f"{path.name}: {n}" for n in report.notes)
             arg = str(path.resolve())
+            general.append((len(args), path.resolve(), rows))
         else:
             notes.append(f"dataset {entry.hub} is a hub id: accepted as a reference, it cannot be checked offline")
             arg = entry.hub or ""
@@ -242,7 +261,25 @@ def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[st
         if entry.weight is not None and (n or rows):
             n = max(1, round((n or rows or 0) * entry.weight))
         args.append(f"{arg}#{n}" if n else arg)
-    return args, reports, template
+    return args, reports, template, general
+
+
+def _holdout(loaded: LoadedRecipe, general: list[tuple[int, Path, int]], data_dir: Path, args: list[str],
+             notes: list[str]) -> Holdout | None:
+    """Carve the held-out general rows; training reads the carved files (`args` changed in place)."""
+    r = loaded.recipe
+    if not (r.verify.enabled and r.verify.retention and r.verify.general_holdout) or r.train.eval_split:
+        return None
+    held = holdout.plan([(path, rows) for _, path, rows in general], data_dir, r.verify.general_holdout)
+    if held is None:
+        return None
+    by_source = {c.source: c for c in held.carves}
+    for index, path, _ in general:
+        if path in by_source:
+            args[index] = args[index].replace(str(path), str(by_source[path].train_path), 1)
+    notes.append(f"{held.rows} general row(s) held out of training for eval loss at the start and end "
+                 f"(verify.general_holdout)")
+    return held
 
 
 def _missing_file(loaded: LoadedRecipe, path: Path, key: tuple, written: str) -> Problem:
@@ -268,6 +305,26 @@ def _check_identity(loaded: LoadedRecipe, template: Path, key: tuple, problems: 
     return files.train_rows
 
 
+def check_general_probes(loaded: LoadedRecipe, path: Path | None) -> list[Problem]:
+    """The retention probes are read before training, so a broken file never costs a run."""
+    v = loaded.recipe.verify
+    if not (v.enabled and v.retention):
+        return []
+    from .retention import load_probes
+    from .verification import bundled_general_probes
+
+    if path is not None and not path.is_file():
+        guess = nearby_name(path)
+        return [loaded.problem(f"general probe file not found: {path}", ("verify", "general_probes"),
+                               f"did you mean {guess}?" if guess else "the path is relative to the recipe file; "
+                               "remove the key for the bundled set")]
+    try:
+        load_probes(path or bundled_general_probes())
+    except UserError as exc:
+        return exc.problems
+    return []
+
+
 # -- flags against the installed ms-swift ------------------------------------------------------
 
 def planned_invocations(checked: Checked, *, checkpoint: Path | None = None,
@@ -275,11 +332,14 @@ def planned_invocations(checked: Checked, *, checkpoint: Path | None = None,
     """The three commands a recipe leads to; checks parse them all (a placeholder checkpoint will do)."""
     plan, cat = checked.plan, checked.catalog
     ckpt = checkpoint or plan.output_dir / "vN-run" / "checkpoint-N"
+    ref, v = model_ref(plan, ckpt), plan.recipe.verify
     return {
         "sft": render_sft(plan, cat, swift),
-        "infer": render_infer(plan, cat, checkpoint=ckpt, val_dataset=plan.data_dir / ds.IDENTITY_PROBES_FILE,
-                              result_path=plan.output_dir / "probes.jsonl", swift=swift),
-        "export": render_export(plan, cat, checkpoint=ckpt, output_dir=Path(f"{ckpt}-merged"), swift=swift),
+        "infer": render_infer(ref, cat, val_dataset=plan.data_dir / ds.IDENTITY_PROBES_FILE,
+                              result_path=plan.output_dir / "probes.jsonl", max_new_tokens=v.max_new_tokens,
+                              batch_size=v.batch_size, swift=swift),
+        "export": render_export(ref, cat, output_dir=Path(f"{ckpt}-merged"), options=export_options(plan.recipe),
+                                swift=swift),
     }
 
 

@@ -791,7 +791,7 @@ def _jsonl(rows: Iterable[dict]) -> bytes:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
 
 
-def _write_atomic(target: Path, data: bytes) -> None:
+def write_atomic(target: Path, data: bytes) -> None:
     """Temp file in the same directory + os.replace: readers see the old file or the new, never half."""
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
@@ -820,7 +820,7 @@ def render_identity(template_path: Path, out_dir: Path, *, name: dict[str, str],
     train_bytes = _jsonl({"messages": [{"role": "user", "content": r["query"]},
                                        {"role": "assistant", "content": r["response"]}]} for r in train)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(train_path, train_bytes)
-    _write_atomic(probes_path, _jsonl({k: r[k] for k in IDENTITY_FIELDS} for r in rows))
+    write_atomic(train_path, train_bytes)
+    write_atomic(probes_path, _jsonl({k: r[k] for k in IDENTITY_FIELDS} for r in rows))
     return IdentityFiles(train_path=train_path, probes_path=probes_path, train_rows=len(train),
                          heldout_rows=len(rows) - len(train), sha256=hashlib.sha256(train_bytes).hexdigest())

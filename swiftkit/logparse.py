@@ -42,6 +42,7 @@ EXIT_CODES: dict[str, int] = {
     "disk_full": 9,
     "distributed": 10,
     "model_type": 11,
+    "export_unverified": 12,  # not from a log: a merged model that answers unlike base + adapter
     "interrupted": 130,  # SIGINT; SIGTERM gives 143, any other signal 128 + its number
 }
 

@@ -1,12 +1,16 @@
 """Writes the data a run needs into its output directory (the rendered identity file)."""
 from __future__ import annotations
 
+from . import holdout
 from .checks import Checked
 from .datasets import render_identity
 
 
 def prepare_data(checked: Checked):
-    """Render the identity template into the run's data dir, never over the template."""
+    """Render the identity template into the run's data dir, never over the template; carve the
+    held-out general rows (holdout.py). Returns the identity files, if any."""
+    if checked.holdout is not None:
+        holdout.write(checked.holdout, checked.loaded.recipe.train.seed)
     ident = checked.loaded.recipe.identity
     if checked.identity_template is None or ident is None:
         return None

@@ -172,9 +172,45 @@ class Probe(Strict):
 class VerifySection(Strict):
     enabled: bool = True
     min_score: float | None = Field(None, ge=0, le=1, description="Fail the run below this exact-answer rate")
+    retention: bool = Field(True, description="Ask the general probes too: does the tuned model still answer "
+                                              "as the base model did?")
+    general_probes: str | None = Field(None, description="General probe set (JSONL with id and query), relative "
+                                                         "to the recipe; default: the bundled one")
+    min_retention: float | None = Field(None, ge=0, le=1, description="Fail the run below this retention score")
+    general_holdout: int = Field(32, ge=0, description="Rows of the recipe's local general data kept out of "
+                                 "training for eval loss at the start and end (at most a tenth of a file; 0: off)")
     max_new_tokens: int = Field(64, gt=0)
     batch_size: int = Field(32, gt=0, description="Probes answered together by swift infer")
     probes: list[Probe] = Field(default_factory=list)
+
+
+class ExportSection(Strict):
+    """`swiftkit run` ends with a merged export when `merge` is true (`swiftkit export` takes the same options)."""
+
+    merge: bool = Field(False, description="Merge the adapter into the base model at the end of the run")
+    dir: str | None = Field(None, description="Where the merged model goes, relative to the recipe; default: "
+                                              "beside the checkpoint as checkpoint-N-merged")
+    dtype: Literal["bfloat16", "float16", "float32"] | None = Field(None, description="Default: model.dtype")
+    max_shard_size: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|KiB|MiB|GiB)$")] | None = Field(
+        None, description="Largest weight file, e.g. 5GB (ms-swift's default)")
+    quant_bits: Literal[4, 8] | None = Field(None, description="Quantize the merged model")
+    quant_method: Literal["bnb", "gptq", "awq", "gptq_v2"] | None = Field(
+        None, description="Default bnb (no calibration data); gptq and awq need quant_dataset")
+    quant_dataset: Annotated[list[str], BeforeValidator(_as_list)] = Field(
+        default_factory=list, description="Calibration data for gptq/awq (files relative to the recipe, or hub ids)")
+    min_agreement: float | None = Field(None, ge=0, le=1, description="Share of probes the merged model must "
+                                        "answer as base + adapter did; default 1.0 in float32, 0.9 in 16 bits")
+
+    @model_validator(mode="after")
+    def _calibration(self) -> "ExportSection":
+        if self.quant_method in ("gptq", "gptq_v2", "awq") and not self.quant_dataset:
+            raise PydanticCustomError("calibration", "quant_method {method} needs calibration data",
+                                      {"method": self.quant_method, "fix": "add quant_dataset: [FILE], or use "
+                                       "quant_method: bnb, which needs none"})
+        if self.quant_method and not self.quant_bits:
+            raise PydanticCustomError("quant_bits", "quant_method {method} without quant_bits",
+                                      {"method": self.quant_method, "fix": "add quant_bits: 4 (or 8)"})
+        return self
 
 
 FlagValue = str | int | float | bool | list[str | int | float | bool] | None
@@ -192,6 +228,7 @@ class Recipe(Strict):
     output: OutputSection = Field(default_factory=OutputSection)
     verify: VerifySection = Field(default_factory=VerifySection)
     on_oom: OnOom = Field(default_factory=OnOom)
+    export: ExportSection = Field(default_factory=ExportSection)
     swift: dict[str, FlagValue] = Field(default_factory=dict,
                                         description="Any other `swift sft` flag (name without --) and its value")
 
@@ -250,7 +287,8 @@ def load_recipe(path: Path | str, overrides: list[str] | None = None) -> LoadedR
     return loaded
 
 
-PATH_KEYS = {("model", "id"), ("output", "dir"), ("identity", "template")}
+PATH_KEYS = {("model", "id"), ("output", "dir"), ("identity", "template"), ("export", "dir"),
+             ("verify", "general_probes")}
 
 
 def _apply_override(doc: YamlDoc, item: str) -> None:
@@ -265,7 +303,7 @@ def _apply_override(doc: YamlDoc, item: str) -> None:
     except yaml.YAMLError:
         value = raw
     is_path = tuple(parts) in PATH_KEYS and isinstance(value, str)
-    if is_path and (parts[0] == "output" or os.path.exists(value) or not looks_like_hub_id(value)):
+    if is_path and (parts[0] in ("output", "export") or os.path.exists(value) or not looks_like_hub_id(value)):
         value = os.path.abspath(value)
     doc.overridden.add(tuple(parts))
     node = doc.data

@@ -59,6 +59,8 @@ class RunRecord:
     host: dict[str, Any] = field(default_factory=dict)       # hostname, platform, CPUs, GPUs
     datasets: list[dict[str, Any]] = field(default_factory=list)  # sha256 and row counts of each input
     verification: dict[str, Any] | None = None  # the scorecard
+    retention: dict[str, Any] | None = None  # general answers of the tuned model against the base model's
+    exports: list[dict[str, Any]] = field(default_factory=list)  # merged models made from this run
     started_at: str | None = None
     finished_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)

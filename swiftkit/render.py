@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .recipe import Recipe
+from .recipe import GpuSection, Recipe, looks_like_hub_id
 from .swift_flags import Catalog
 
 KeyPath = tuple
@@ -47,6 +47,7 @@ class Plan:
     micro_batch: int
     grad_accum: int
     resume_from: Path | None = None  # a complete checkpoint to continue from
+    val_dataset: Path | None = None  # held-out general rows, evaluated at the start and end (holdout.py)
 
     def with_recipe(self, recipe: Recipe, resume_from: Path | None = None) -> "Plan":
         """The same plan for a changed recipe (the OOM ladder), batch re-resolved."""
@@ -120,7 +121,19 @@ class _Args:
 
 
 def env_for(plan: Plan) -> dict[str, str]:
-    gpu = plan.recipe.gpu
+    env = device_env(plan.recipe.gpu)
+    if plan.model_is_local and not any(d.hub for d in plan.recipe.datasets):
+        env.update(OFFLINE_ENV)  # nothing to fetch: keep the hub libraries from probing the network
+    return env
+
+
+# Set where everything a command needs is on disk: the hub libraries otherwise probe the network
+# (a DNS lookup per dataset load) and wait on it when there is none.
+OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def device_env(gpu: GpuSection) -> dict[str, str]:
+    """Which cards the child sees, torchrun for several, and the allocator cap standing in for a smaller card."""
     env: dict[str, str] = {}
     if gpu.count == 0:
         env["CUDA_VISIBLE_DEVICES"] = ""  # train on the CPU even where a GPU exists
@@ -132,10 +145,6 @@ def env_for(plan: Plan) -> dict[str, str]:
         env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, range(gpu.count)))
     if gpu.count > 1:
         env["NPROC_PER_NODE"] = str(gpu.count)  # makes swift launch torchrun (MS_SWIFT_4.md)
-    if plan.model_is_local and not any(d.hub for d in plan.recipe.datasets):
-        # nothing to fetch: keep the hub libraries from probing the network (a DNS lookup per dataset load)
-        env["HF_HUB_OFFLINE"] = "1"
-        env["HF_DATASETS_OFFLINE"] = "1"
     if gpu.emulate_memory_gb:
         # swiftkit/child/sitecustomize.py caps the allocator in the training process before the model loads
         env["SWIFTKIT_EMULATE_MEMORY_GB"] = _fmt(gpu.emulate_memory_gb)
@@ -143,11 +152,38 @@ def env_for(plan: Plan) -> dict[str, str]:
     return env
 
 
-def _model_args(args: _Args, plan: Plan) -> None:
+@dataclass(frozen=True)
+class ModelRef:
+    """What `swift infer` / `swift export` load: a model (base, merged or fully tuned) and maybe an adapter."""
+
+    model: str  # local dir or hub id
+    adapter: Path | None = None
+    model_type: str | None = None
+    template: str | None = None
+    dtype: str | None = None
+    system: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} + adapter {self.adapter}" if self.adapter else self.model
+
+
+def model_ref(plan: Plan, checkpoint: Path | None) -> ModelRef:
+    """The recipe's model with a checkpoint of its run: an adapter on the base, or a fully tuned model."""
+    r = plan.recipe
+    if checkpoint is not None and r.lora.tuner == "full":
+        return ModelRef(str(checkpoint), None, None, None, r.model.dtype, r.train.system, env_for(plan))
+    return ModelRef(plan.model, checkpoint, plan.model_type, plan.template, r.model.dtype, r.train.system,
+                    env_for(plan))
+
+
+def _model_args(args: _Args, plan: Plan | ModelRef) -> None:
+    dtype = plan.recipe.model.dtype if isinstance(plan, Plan) else plan.dtype
     args.add("model", plan.model, ("model", "id"))
     args.add("model_type", plan.model_type, ("model", "model_type"))
     args.add("template", plan.template, ("model", "template"))
-    args.add("torch_dtype", plan.recipe.model.dtype, ("model", "dtype"))
+    args.add("torch_dtype", dtype, ("model", "dtype"))
 
 
 def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> Invocation:
@@ -183,6 +219,9 @@ def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> 
     args.add("logging_steps", t.logging_steps, ("train", "logging_steps"))
     args.add("split_dataset_ratio", t.eval_split, ("train", "eval_split"))
     args.add("eval_steps", t.eval_steps, ("train", "eval_steps"))
+    if plan.val_dataset is not None:
+        args.add("val_dataset", str(plan.val_dataset), ("verify", "general_holdout"))
+        args.add("eval_on_start", True, ("verify", "general_holdout"))  # step 0: the base model's loss
     args.add("system", t.system, ("train", "system"))
     args.add("output_dir", str(plan.output_dir), ("output", "dir"))
     if plan.resume_from is not None:
@@ -206,33 +245,55 @@ def _escape_hatch(args: _Args, recipe: Recipe) -> None:
                            ("swift", key)))
 
 
-def render_infer(plan: Plan, catalog: Catalog, *, checkpoint: Path, val_dataset: Path, result_path: Path,
-                 swift: list[str] | None = None) -> Invocation:
+def render_infer(ref: ModelRef, catalog: Catalog, *, val_dataset: Path, result_path: Path, max_new_tokens: int,
+                 batch_size: int, swift: list[str] | None = None) -> Invocation:
     """Non-interactive inference: always a dataset and a result path, greedy decoding."""
     args = _Args(catalog, "infer")
-    adapter = plan.recipe.lora.tuner != "full"
-    if adapter:
-        args.add("adapters", str(checkpoint), ())
-        _model_args(args, plan)
-    else:
-        args.add("model", str(checkpoint), ())
-        args.add("torch_dtype", plan.recipe.model.dtype, ("model", "dtype"))
+    args.add("adapters", str(ref.adapter) if ref.adapter else None, ())
+    _model_args(args, ref)
     args.add("val_dataset", str(val_dataset), ())
     args.add("result_path", str(result_path), ())
     args.add("infer_backend", "transformers", ())
     args.add("temperature", 0, ())
-    args.add("max_new_tokens", plan.recipe.verify.max_new_tokens, ("verify", "max_new_tokens"))
-    args.add("max_batch_size", plan.recipe.verify.batch_size, ("verify", "batch_size"))
-    args.add("system", plan.recipe.train.system, ("train", "system"))
-    return args.invocation(swift or ["swift"], env_for(plan))
+    args.add("max_new_tokens", max_new_tokens, ("verify", "max_new_tokens"))
+    args.add("max_batch_size", batch_size, ("verify", "batch_size"))
+    args.add("system", ref.system, ("train", "system"))
+    return args.invocation(swift or ["swift"], ref.env)
 
 
-def render_export(plan: Plan, catalog: Catalog, *, checkpoint: Path, output_dir: Path,
+@dataclass(frozen=True)
+class ExportOptions:
+    """How the merged model is written (`swiftkit export` options, or the recipe's `export:`)."""
+
+    dtype: str | None = None  # default: the dtype the model was trained in
+    max_shard_size: str | None = None  # e.g. 5GB (ms-swift's default)
+    quant_bits: int | None = None
+    quant_method: str | None = None
+    quant_dataset: list[str] = field(default_factory=list)  # calibration data (gptq, awq)
+
+
+def export_options(recipe: Recipe, resolve=None) -> ExportOptions:
+    """The recipe's `export:` as options; `resolve` turns recipe-relative paths into absolute ones."""
+    e = recipe.export
+    data = [str(resolve(d)) if resolve and not _is_hub(d) else d for d in e.quant_dataset]
+    method = e.quant_method or ("bnb" if e.quant_bits else None)
+    return ExportOptions(e.dtype, e.max_shard_size, e.quant_bits, method, data)
+
+
+def _is_hub(text: str) -> bool:
+    return looks_like_hub_id(text.split("#", 1)[0])
+
+
+def render_export(ref: ModelRef, catalog: Catalog, *, output_dir: Path, options: ExportOptions = ExportOptions(),
                   swift: list[str] | None = None) -> Invocation:
-    """Merge the LoRA adapter into the base weights."""
+    """Merge the LoRA adapter into the base weights (and quantize, when asked)."""
     args = _Args(catalog, "export")
-    args.add("adapters", str(checkpoint), ())
-    _model_args(args, plan)
-    args.add("merge_lora", True, ())
+    args.add("adapters", str(ref.adapter) if ref.adapter else None, ())
+    _model_args(args, ModelRef(ref.model, ref.adapter, ref.model_type, ref.template, options.dtype or ref.dtype))
+    args.add("merge_lora", True if ref.adapter else None, ())
+    args.add("max_shard_size", options.max_shard_size, ())
+    args.add("quant_method", options.quant_method, ())
+    args.add("quant_bits", options.quant_bits, ())
+    args.add("dataset", options.quant_dataset or None, ())
     args.add("output_dir", str(output_dir), ())
-    return args.invocation(swift or ["swift"], env_for(plan))
+    return args.invocation(swift or ["swift"], ref.env)

@@ -46,6 +46,19 @@ def write(tmp_path):
     return _write
 
 
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, _isolated_cache):
+    """`swiftkit demo` for real, once per test session: (output dir, exit code, events, stderr).
+
+    Tests that only read its files share it; tests that add to it (exports) write beside what others read."""
+    import json
+
+    out = tmp_path_factory.mktemp("demo")
+    code, stdout, stderr = run_cli("demo", "--output", str(out), "--events")
+    events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return out, code, events, stderr
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """Run swiftkit's main() in-process, capturing what the user sees."""
     import io

@@ -12,11 +12,8 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    out = tmp_path_factory.mktemp("demo")
-    code, stdout, stderr = run_cli("demo", "--output", str(out), "--events")
-    events = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    return out, code, events, stderr
+def demo(demo_run):
+    return demo_run
 
 
 def test_demo_succeeds_and_verifies(demo):
@@ -30,7 +27,11 @@ def test_demo_succeeds_and_verifies(demo):
     assert ver["trained"] >= 60 and ver["exact_rate"] >= 0.8, ver
     assert ver["heldout"] > 0 and ver["missing"] == 0
     answers = [json.loads(x) for x in Path(ver["answers"]).read_text().splitlines()]
-    assert len(answers) == ver["trained"] + ver["heldout"]  # every probe was really asked
+    retention = record["retention"]
+    # every probe was really asked, identity and general in one call
+    assert len(answers) == ver["trained"] + ver["heldout"] + retention["probes"]
+    assert retention["probes"] >= 100 and 0 <= retention["score"] <= 1 and 0 <= retention["exact"] <= 1
+    assert set(retention["by_category"]) >= {"arithmetic", "facts", "translation", "code"}
     assert record["summary"]["train_runtime"] > 0 and record["summary"]["final_loss"] is not None
     assert record["attempts"][0]["returncode"] == 0
     assert record["versions"]["ms-swift"] and record["recipe_hash"]

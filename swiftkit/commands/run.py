@@ -10,22 +10,22 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from .. import paths
-from .. import verify as verification
+from .. import exports, paths, targets, verification
+from ..ask import AskFailed
 from ..checkpoints import Checkpoint, find_runs, run_dir_from_log
 from ..checks import Checked, check
 from ..datasets import IDENTITY_TRAIN_FILE, IdentityFiles, inspect_dataset, token_counter
-from ..errors import EXIT_FAILURE, EXIT_OK
+from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
 from ..fallback import Change, Facts, next_recipe
 from ..host import host_info
-from ..logparse import (BestCheckpoint, Diagnosis, LastCheckpoint, OutputDir, Progress, TrainSummary, diagnose,
+from ..logparse import (BestCheckpoint, Diagnosis, Eval, LastCheckpoint, OutputDir, Progress, TrainSummary, diagnose,
                         parse_line, parse_logging_jsonl_line)
 from ..prepare import prepare_data
 from ..process import Finished, supervise
 from ..progress import Reporter, make_reporter
 from ..recipe import Recipe
 from ..record import RunRecord, now, redact_argv, redact_env, versions, write_record
-from ..render import Plan, render_infer, render_sft
+from ..render import Plan, export_options, model_ref, render_sft
 from ..resume import find_resumable
 
 RECORD_NAME = "swiftkit-run.json"
@@ -45,7 +45,11 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
         if checkpoint is None:
             return code
         if do_verify and checked.loaded.recipe.verify.enabled:
-            return verify_step(checked, session, checkpoint, identity)
+            code = verify_step(checked, session, checkpoint, identity)
+            if code != EXIT_OK:
+                return code
+        if checked.loaded.recipe.export.merge:
+            return export_step(checked, session, checkpoint)
         return EXIT_OK
     finally:
         reporter.close()
@@ -267,6 +271,9 @@ class Attempt:
                     out["global_step"] = ev.step
                     if ev.memory_gib is not None:
                         out["peak_memory_gib"] = max(out.get("peak_memory_gib") or 0.0, ev.memory_gib)
+                elif isinstance(ev, Eval) and ev.loss is not None:
+                    out.setdefault("eval_loss_start", {"step": ev.step, "loss": ev.loss})
+                    out["eval_loss_end"] = {"step": ev.step, "loss": ev.loss}
                 elif isinstance(ev, TrainSummary):
                     out.update(train_runtime=ev.train_runtime, train_loss=ev.train_loss,
                                train_samples_per_second=ev.train_samples_per_second)
@@ -280,37 +287,63 @@ def _num(value) -> str:
 
 
 def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, identity: IdentityFiles | None) -> int:
-    """Ask the trained model the probes through swift infer, score, and judge against verify.min_score."""
+    """Ask the trained model the identity and general probes; judge against verify.min_score / min_retention."""
     r, record, reporter = checked.loaded.recipe, session.record, session.reporter
-    rows = verification.probe_rows(identity.probes_path if identity else None, r.verify.probes)
-    if not rows:
-        reporter.say("swiftkit: nothing to verify (no identity dataset, no verify.probes)")
+    probes = verification.load(r.verify, identity.probes_path if identity else None, checked.general_probes)
+    if not probes.rows():
+        reporter.say("swiftkit: nothing to verify (no identity dataset, no verify.probes, retention off)")
         return EXIT_OK
-    folder = Path(checkpoint.path).parent / "verify"
-    dataset = verification.write_infer_dataset(rows, folder / "probes.jsonl")
-    result = folder / "answers.jsonl"
-    result.unlink(missing_ok=True)  # swift infer appends to an existing result file
-    inv = render_infer(checked.plan, checked.catalog, checkpoint=Path(checkpoint.path), val_dataset=dataset,
-                       result_path=result, swift=paths.swift_command())
-    reporter.say(f"swiftkit: verifying with {len(rows)} probes")
-    finished = supervise(inv.argv, inv.env, folder / "infer.log", lambda _line: None)
-    if finished.returncode != 0:
-        diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
-        record.verification = {"error": asdict(diagnosis) if diagnosis else f"swift infer exited {finished.returncode}"}
+    plan = checked.plan
+    try:
+        v = verification.verify_model(model_ref(plan, Path(checkpoint.path)), model_ref(plan, None), checked.catalog,
+                                      probes, Path(checkpoint.path).parent / "verify", settings=r.verify,
+                                      identity=r.identity, say=reporter.say)
+    except AskFailed as failed:
+        record.verification = {"error": failed.to_dict()}
         session.save()
-        reporter.say(f"swiftkit: verification failed: swift infer exited {finished.returncode}\n"
-                     f"  full log: {finished.log_path}")
-        return diagnosis.exit_code if diagnosis else EXIT_FAILURE
-    ident = r.identity
-    card = verification.score(rows, verification.read_answers(result),
-                              ident.name.model_dump() if ident else {}, ident.author.model_dump() if ident else {})
-    record.verification = {**card.to_dict(), "min_score": r.verify.min_score, "answers": str(result)}
-    reporter.say(verification.format_table(card))
+        reporter.say(f"swiftkit: verification failed: {failed}")
+        return failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE
+    record.verification = {**(v.card.to_dict() if v.card else {}), "min_score": r.verify.min_score,
+                           "answers": str(v.answers_path), "seconds": v.seconds}
+    record.retention = {**v.retention.to_dict(), "min_retention": r.verify.min_retention,
+                        "eval_loss": held_out_loss(record.summary)} if v.retention else None
+    if record.retention and record.retention["eval_loss"]:
+        e = record.retention["eval_loss"]
+        reporter.say(f"  {'eval loss on held-out general rows':40} {e['start']:.4g} at step 0 -> {e['end']:.4g} "
+                     f"at step {e['end_step']}")
     code = EXIT_OK
-    if r.verify.min_score is not None and (card.score or 0.0) < r.verify.min_score:
-        reporter.say(f"swiftkit: verification score {card.score or 0:.0%} is below verify.min_score "
-                     f"{r.verify.min_score:.0%}: the identity did not take")
+    for failure in v.failures:
+        reporter.say(f"swiftkit: {failure}")
         # trained but unverified: not "failed", so `run` again starts fresh instead of resuming
         record.status, record.exit_code, code = "unverified", EXIT_FAILURE, EXIT_FAILURE
     session.save()
+    return code
+
+
+def held_out_loss(summary: dict) -> dict | None:
+    """Eval loss on the held-out general rows at step 0 (the base model) and at the end, when there was one."""
+    start, end = summary.get("eval_loss_start"), summary.get("eval_loss_end")
+    if not start or not end or start.get("step") != 0:
+        return None
+    return {"start": start["loss"], "end": end["loss"], "end_step": end["step"]}
+
+
+def export_step(checked: Checked, session: Session, checkpoint: Checkpoint) -> int:
+    """export.merge: the adapter merged into the base, verified against base + adapter, recorded."""
+    from . import export as exporting
+
+    loaded, reporter = checked.loaded, session.reporter
+    target = targets.resolve(str(checkpoint.path))
+    options = export_options(loaded.recipe, loaded.resolve)
+    e = loaded.recipe.export
+    final = loaded.resolve(e.dir) if e.dir else exports.default_dir(Path(checkpoint.path), options.quant_bits)
+    try:
+        exporting.preflight(target, options, final)
+    except UserError as exc:
+        reporter.say(f"swiftkit: trained and verified, but not exported:\n{exc.format()}")
+        return EXIT_USAGE
+    code, info = exporting.export_checkpoint(target, options, final, checked.catalog, reporter)
+    if info is not None:
+        session.record.exports.append(info.to_dict())
+        session.save()
     return code

@@ -8,7 +8,6 @@ writing those two files.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -79,35 +78,6 @@ def probe_rows(identity_probes: Path | None, custom: list[Probe]) -> list[dict]:
         rows.append({"id": f"custom-{i}", "split": "custom", "lang": "", "query": probe.question, "expected": "",
                      "expect": probe.expect, "reject": probe.reject})
     return rows
-
-
-def write_infer_dataset(rows: list[dict], path: Path) -> Path:
-    """swift infer input: the question, and the expected answer as the label where there is one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            messages = [{"role": "user", "content": row["query"]}]
-            if row["expected"]:
-                messages.append({"role": "assistant", "content": row["expected"]})
-            f.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path
-
-
-def read_answers(result_path: Path) -> dict[str, str]:
-    """query -> response from swift infer's result JSONL (rows carry `messages` and `response`)."""
-    answers: dict[str, str] = {}
-    if not result_path.is_file():
-        return answers
-    for line in result_path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        user = next((m["content"] for m in row.get("messages", []) if m.get("role") == "user"), None)
-        if user is not None:
-            answers[user] = row.get("response") or ""
-    return answers
 
 
 def _norm(text: str) -> str:

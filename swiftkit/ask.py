@@ -1,0 +1,127 @@
+"""Ask a model a list of questions through `swift infer` (greedy, batched) and read its answers.
+
+The one way swiftkit gets answers out of a model: identity verification, retention (the base
+and the tuned model on the general probes) and the export check (merged model against base +
+adapter) all come through `ask`. Answers of a model without an adapter can be cached under the
+model's fingerprint, so the base model answers the general probes once, not once per run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import paths
+from .fingerprint import fingerprint
+from .logparse import Diagnosis, diagnose
+from .process import supervise
+from .render import ModelRef, render_infer
+from .swift_flags import Catalog
+
+
+@dataclass(frozen=True)
+class Asked:
+    answers: dict[str, str]  # question -> answer
+    log_path: Path | None
+    wall_seconds: float
+    cached: bool = False
+
+
+class AskFailed(Exception):
+    """swift infer did not answer: its diagnosis (or exit code) and its log."""
+
+    def __init__(self, returncode: int, diagnosis: Diagnosis | None, log_path: Path):
+        self.returncode, self.diagnosis, self.log_path = returncode, diagnosis, log_path
+        what = diagnosis.message if diagnosis else f"swift infer exited {returncode}"
+        super().__init__(f"{what}\n  full log: {log_path}")
+
+    def to_dict(self) -> dict:
+        return {"returncode": self.returncode, "log": str(self.log_path),
+                "diagnosis": asdict(self.diagnosis) if self.diagnosis else None}
+
+
+def write_infer_dataset(rows: list[dict], path: Path) -> Path:
+    """swift infer input: the question, and the expected answer as the label where there is one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for row in rows:
+            messages = [{"role": "user", "content": row["query"]}]
+            if row.get("expected"):
+                messages.append({"role": "assistant", "content": row["expected"]})
+            f.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_answers(result_path: Path) -> dict[str, str]:
+    """query -> response from swift infer's result JSONL (rows carry `messages` and `response`)."""
+    answers: dict[str, str] = {}
+    if not result_path.is_file():
+        return answers
+    for line in result_path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        user = next((m["content"] for m in row.get("messages", []) if m.get("role") == "user"), None)
+        if user is not None:
+            answers[user] = row.get("response") or ""
+    return answers
+
+
+def ask(ref: ModelRef, catalog: Catalog, rows: list[dict], folder: Path, *, max_new_tokens: int, batch_size: int,
+        name: str = "answers", cache: bool = False) -> Asked:
+    """Answers to `rows` (each with `query`, maybe `expected`) from `ref`, greedy; files go in `folder`.
+
+    With `cache`, answers of the same model (by content), questions and settings are reused."""
+    key = _cache_key(ref, rows, max_new_tokens) if cache else None
+    cached = _read_cache(key) if key else None
+    if cached is not None:
+        return Asked(cached, None, 0.0, cached=True)
+    dataset = write_infer_dataset(rows, folder / f"{name}.questions.jsonl")
+    result = folder / f"{name}.jsonl"
+    result.unlink(missing_ok=True)  # swift infer appends to an existing result file
+    inv = render_infer(ref, catalog, val_dataset=dataset, result_path=result, max_new_tokens=max_new_tokens,
+                       batch_size=batch_size, swift=paths.swift_command())
+    finished = supervise(inv.argv, inv.env, folder / f"{name}.log", lambda _line: None)
+    if finished.returncode != 0:
+        diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
+        raise AskFailed(finished.returncode, diagnosis, finished.log_path)
+    answers = read_answers(result)
+    if key:
+        _write_cache(key, answers)
+    return Asked(answers, finished.log_path, finished.wall_seconds)
+
+
+def _cache_key(ref: ModelRef, rows: list[dict], max_new_tokens: int) -> str | None:
+    if ref.adapter is not None:
+        return None  # a tuned model's answers are asked fresh
+    blob = json.dumps({"model": fingerprint(ref.model), "type": ref.model_type, "template": ref.template,
+                       "dtype": ref.dtype, "system": ref.system, "max_new_tokens": max_new_tokens,
+                       "questions": [r["query"] for r in rows]}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _cache_file(key: str) -> Path:
+    return paths.cache_dir() / "answers" / f"{key}.json"
+
+
+def _read_cache(key: str) -> dict[str, str] | None:
+    try:
+        data = json.loads(_cache_file(key).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and all(isinstance(v, str) for v in data.values()) else None
+
+
+def _write_cache(key: str, answers: dict[str, str]) -> None:
+    path = _cache_file(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(answers, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # the cache is an optimisation

@@ -1,0 +1,84 @@
+"""The whole verification of one model: the identity scorecard and retention, from one `swift infer`.
+
+The tuned model answers the identity probes and the general probes in one call (one model load);
+the base model answers the general probes once per base model (cached by its fingerprint).
+`run`, `verify` and `export` all verify through `verify_model`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import paths
+from . import scorecard as sc
+from .ask import ask
+from .recipe import Identity, VerifySection
+from .render import ModelRef
+from .retention import Retention, compare, format_retention, load_probes
+from .swift_flags import Catalog
+
+
+def bundled_general_probes() -> Path:
+    return paths.PROJECT_DIR / "datasets" / "general_probes.jsonl"
+
+
+@dataclass
+class Probes:
+    identity: list[dict] = field(default_factory=list)  # scorecard rows (trained, held-out, recipe probes)
+    general: list[dict] = field(default_factory=list)  # retention rows
+
+    def rows(self) -> list[dict]:
+        """Everything to ask, each question once."""
+        seen, out = set(), []
+        for row in self.identity + self.general:
+            if row["query"] not in seen:
+                seen.add(row["query"])
+                out.append(row)
+        return out
+
+
+def load(settings: VerifySection, identity_probes: Path | None, general_path: Path | None) -> Probes:
+    general = load_probes(general_path or bundled_general_probes()) if settings.retention else []
+    return Probes(sc.probe_rows(identity_probes, settings.probes), general)
+
+
+@dataclass
+class Verified:
+    card: sc.Scorecard | None
+    retention: Retention | None
+    answers: dict[str, str]
+    answers_path: Path | None
+    failures: list[str]  # thresholds the model missed, in words
+    seconds: float
+
+
+def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probes: Probes, folder: Path, *,
+                 settings: VerifySection, identity: Identity | None, say: Callable[[str], None]) -> Verified:
+    """Ask, score, judge. Raises ask.AskFailed when swift infer fails."""
+    start = time.monotonic()
+    rows = probes.rows()
+    kinds = [f"{len(probes.identity)} identity" if probes.identity else "", f"{len(probes.general)} general"
+             if probes.general else ""]
+    say(f"swiftkit: verifying {tuned.label} with {' and '.join(k for k in kinds if k)} probes")
+    asked = ask(tuned, catalog, rows, folder, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
+    card = retention = None
+    failures: list[str] = []
+    if probes.identity:
+        card = sc.score(probes.identity, asked.answers, identity.name.model_dump() if identity else {},
+                        identity.author.model_dump() if identity else {})
+        say(sc.format_table(card))
+        if settings.min_score is not None and (card.score or 0.0) < settings.min_score:
+            failures.append(f"verification score {card.score or 0:.0%} is below verify.min_score "
+                            f"{settings.min_score:.0%}: the identity did not take")
+    if probes.general and base is not None:
+        base_asked = ask(base, catalog, probes.general, folder, max_new_tokens=settings.max_new_tokens,
+                         batch_size=settings.batch_size, name="base-answers", cache=True)
+        retention = compare(probes.general, base_asked.answers, asked.answers)
+        say(format_retention(retention, settings.min_retention))
+        if settings.min_retention is not None and retention.score < settings.min_retention:
+            failures.append(f"retention {retention.score:.2f} is below verify.min_retention "
+                            f"{settings.min_retention:.2f}: the tune changed the model's general answers")
+    return Verified(card, retention, asked.answers, folder / "answers.jsonl", failures,
+                    round(time.monotonic() - start, 2))
