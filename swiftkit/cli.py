@@ -169,6 +169,90 @@ def checkpoints(target: str, as_json: bool) -> int:
     return go(target, as_json)
 
 
+@cli.command()
+@click.argument("target", type=click.Path())
+@click.option("--output", type=click.Path(file_okay=False), help="Where the merged model goes (must not exist). "
+              "Default: beside the checkpoint, checkpoint-N-merged.")
+@click.option("--dtype", type=click.Choice(["bfloat16", "float16", "float32"]), help="Default: the training dtype.")
+@click.option("--max-shard-size", metavar="SIZE", help="Largest weight file, e.g. 2GB (ms-swift's default 5GB).")
+@click.option("--quant-bits", type=click.Choice(["4", "8"]), help="Quantize the merged model (needs a GPU).")
+@click.option("--quant-method", type=click.Choice(["bnb", "gptq", "gptq_v2", "awq"]),
+              help="Default bnb; gptq and awq need --quant-dataset.")
+@click.option("--quant-dataset", multiple=True, metavar="FILE", help="Calibration data for gptq/awq.")
+@click.option("--no-verify", is_flag=True, help="Skip checking that the merged model answers as base + adapter.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+def export(target: str, output: str | None, dtype: str | None, max_shard_size: str | None, quant_bits: str | None,
+           quant_method: str | None, quant_dataset: tuple[str, ...], no_verify: bool, quiet: bool) -> int:
+    """Merge a LoRA checkpoint into its base model, and prove the merged model answers the same.
+
+    TARGET: a recipe (its latest complete checkpoint), an output or run dir (the same), or a
+    checkpoint-N dir. The merged model then answers the identity and general probes greedily and
+    must give the same answers as base + adapter (all of them in float32). An export is never
+    overwritten; one that disagrees is kept but marked unverified (exit 12). The run record lists it
+    under `exports`.
+
+    \b
+    Example:
+      $ swiftkit export output/tiny
+      swiftkit: exporting output/tiny/v0-20261128-212830/checkpoint-120 -> .../checkpoint-120-merged
+      swiftkit: checking the merged model against base + adapter on 212 probes
+        same greedy answer as base + adapter: 212/212 (100.0%; needed 100% in float32)
+      swiftkit: exported .../checkpoint-120-merged
+        0.6 MiB in 1 weight file(s), merge 7.4 s, verified
+    """
+    from .commands.export import export as go
+
+    return go(target, output=output, dtype=dtype, max_shard_size=max_shard_size,
+              quant_bits=int(quant_bits) if quant_bits else None, quant_method=quant_method,
+              quant_dataset=quant_dataset, do_verify=not no_verify, quiet=quiet)
+
+
+@cli.command()
+@click.argument("target", type=click.Path())
+@click.option("--message", "-m", metavar="TEXT", help="Answer this once and print only the answer.")
+@click.option("--system", metavar="TEXT", help="System prompt (default: the recipe's train.system).")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=512, show_default=True)
+def chat(target: str, message: str | None, system: str | None, max_new_tokens: int) -> int:
+    """Talk to a trained checkpoint or a merged export (ms-swift's own inference engine).
+
+    TARGET as for export, or a merged export dir. /clear forgets the conversation; /exit or
+    Ctrl-D leaves.
+
+    \b
+    Example:
+      $ swiftkit chat output/tiny --message 你是谁？
+      我是Swift-Robot，由CSDN 迪菲赫尔曼开发的AI助手。
+    """
+    from .commands.chat import chat as go
+
+    return go(target, message=message, system=system, max_new_tokens=max_new_tokens)
+
+
+@cli.command()
+@click.argument("target", type=click.Path())
+@click.option("--general-probes", type=click.Path(dir_okay=False), help="Another general probe set (JSONL).")
+@click.option("--no-retention", is_flag=True, help="Identity probes only.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+def verify(target: str, general_probes: str | None, no_retention: bool, quiet: bool) -> int:
+    """Verify a checkpoint or an export without training: identity scorecard and retention.
+
+    Retention compares the tuned model's greedy answers to the general probes with the base
+    model's (asked once per base model and cached). Exit 1 when verify.min_score or
+    verify.min_retention of the run's recipe is missed.
+
+    \b
+    Example:
+      $ swiftkit verify output/tiny
+      verification
+        exact answers, trained probes            74/74 (100%)
+      retention (general probes: tuned answers against the base model's)
+        retention score                          0.93
+    """
+    from .commands.verify import verify as go
+
+    return go(target, general_probes=general_probes, retention=not no_retention, quiet=quiet)
+
+
 @cli.command(name="import", context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def import_cmd(args: tuple[str, ...]) -> int:

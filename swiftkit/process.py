@@ -8,6 +8,7 @@ SIGTERM forwarded to the group, then a kill after a grace period so no orphan is
 from __future__ import annotations
 
 import collections
+import json
 import os
 import shlex
 import signal
@@ -150,3 +151,53 @@ class _Stopper:
                 break
             time.sleep(0.2)
         _kill_group(self.proc.pid)  # the leader may be gone while ranks or workers linger
+
+
+class Worker:
+    """A long-lived child that speaks JSON lines: requests on its stdin, replies on its stdout.
+
+    Its stderr (library logs) goes to `log_path`. Own process group, like `supervise`; `close`
+    ends the group, so nothing outlives the conversation."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path):
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self._log.write(f"$ {shlex.join(argv)}\n".encode())
+        self._log.flush()
+        self.proc = subprocess.Popen(argv, env=child_env(env), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log, start_new_session=True, text=True, encoding="utf-8",
+                                     bufsize=1)
+
+    def send(self, message: dict) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(message, ensure_ascii=False) + "\n")
+        self.proc.stdin.flush()
+
+    def replies(self):
+        """Reply objects as they come; ends when the child closes its stdout (it exited)."""
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.strip():
+                yield json.loads(line)
+
+    def tail(self, lines: int = TAIL_LINES) -> list[str]:
+        self._log.flush()
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return [x for x in text.replace("\r", "\n").splitlines() if x.strip()][-lines:]
+
+    def close(self, timeout: float = 5.0) -> int | None:
+        """Let the child finish on end of input, then end its group whatever it did."""
+        try:
+            if self.proc.stdin and not self.proc.stdin.closed:
+                self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        _kill_group(self.proc.pid)
+        code = self.proc.wait()
+        self._log.close()
+        return code

@@ -1,0 +1,123 @@
+"""`swiftkit chat TARGET`: talk to a trained checkpoint or an export, through ms-swift's own engine.
+
+The engine runs in a child (child/chat_worker.py); this module is the conversation: the recipe's
+system prompt, the history, /clear and /exit, Ctrl-D. `--message TEXT` answers once and prints
+only the answer, for scripts.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .. import targets
+from ..checks import TOKENIZER_FILES
+from ..errors import EXIT_FAILURE, EXIT_OK, UserError
+from ..logparse import diagnose
+from ..process import Worker
+from ..render import CHILD_DIR, ModelRef
+
+HELP = "/clear forgets the conversation, /exit (or Ctrl-D) leaves"
+
+
+def chat(target: str, *, message: str | None = None, system: str | None = None, max_new_tokens: int = 512) -> int:
+    t = targets.resolve(target)
+    ref = t.ref()
+    _check_tokenizer(ref)
+    system = system if system is not None else ref.system
+    say = (lambda text: None) if message is not None else (lambda text: click.echo(text, err=True))
+    say(f"swiftkit chat: loading {ref.label}")
+    worker = _start(t, ref, max_new_tokens)
+    try:
+        ready = next(worker.replies(), None)
+        if not ready or not ready.get("ready"):
+            return _died(worker)
+        if message is not None:
+            answer = _answer(worker, _messages(system, [], message), echo=False)
+            if answer is None:
+                return _died(worker)
+            click.echo(answer)
+            return EXIT_OK
+        say(f"loaded {t.path} on {ready.get('device')}" + (f"; system prompt: {system!r}" if system else ""))
+        say(HELP)
+        return _loop(worker, system)
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+        return 130
+    finally:
+        worker.close()
+
+
+def _check_tokenizer(ref: ModelRef) -> None:
+    """A local model dir must bring its tokenizer: found here in a second, not after the model loads."""
+    model = Path(ref.model)
+    if model.is_dir() and not any((model / name).is_file() for name in TOKENIZER_FILES):
+        raise UserError.one(f"{model} has no tokenizer ({', '.join(TOKENIZER_FILES)})",
+                            fix="copy the base model's tokenizer files into it (swift export does so itself)")
+
+
+def _start(t: targets.Target, ref: ModelRef, max_new_tokens: int) -> Worker:
+    import json
+
+    spec = {"model": ref.model, "adapters": [str(ref.adapter)] if ref.adapter else [], "model_type": ref.model_type,
+            "template": ref.template, "dtype": ref.dtype, "max_new_tokens": max_new_tokens}
+    beside = t.kind in ("export", "model")  # never write into a model dir
+    log = (t.path.parent / f"{t.path.name}.chat" if beside else t.path.parent / "chat") / "chat.log"
+    return Worker([sys.executable, str(CHILD_DIR / "chat_worker.py"), json.dumps(spec)], ref.env, log)
+
+
+def _messages(system: str | None, history: list[dict], text: str) -> list[dict]:
+    return ([{"role": "system", "content": system}] if system else []) + history + [{"role": "user", "content": text}]
+
+
+def _answer(worker: Worker, messages: list[dict], *, echo: bool) -> str | None:
+    """The model's whole answer (streamed to the terminal when `echo`), None when the engine died."""
+    worker.send({"messages": messages})
+    parts = []
+    for reply in worker.replies():
+        if reply.get("end"):
+            if echo:
+                click.echo()
+            return "".join(parts)
+        parts.append(reply.get("delta", ""))
+        if echo:
+            click.echo(reply.get("delta", ""), nl=False)
+    return None
+
+
+def _loop(worker: Worker, system: str | None) -> int:
+    try:
+        import readline  # noqa: F401  (line editing and arrow-key history for input())
+    except ImportError:
+        pass
+    history: list[dict] = []
+    while True:
+        try:
+            text = input("you> ")
+        except EOFError:
+            click.echo("", err=True)
+            return EXIT_OK
+        command = text.strip().lower()
+        if command in ("/exit", "/quit", "exit", "quit"):
+            return EXIT_OK
+        if command == "/clear":
+            history = []
+            click.echo("(conversation cleared)", err=True)
+            continue
+        if not command:
+            continue
+        click.echo("model> ", nl=False)
+        answer = _answer(worker, _messages(system, history, text), echo=True)
+        if answer is None:
+            return _died(worker)
+        history += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+
+
+def _died(worker: Worker) -> int:
+    code = worker.close()
+    tail = worker.tail()
+    diagnosis = diagnose(tail, code or 1)
+    click.echo(f"swiftkit chat: the model could not answer: {diagnosis.message}\n  evidence: "
+               f"{diagnosis.evidence.strip()[:300]}\n  try: {diagnosis.hint}\n  full log: {worker.log_path}", err=True)
+    return diagnosis.exit_code or EXIT_FAILURE

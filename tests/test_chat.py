@@ -1,0 +1,72 @@
+"""chat as a person uses it: a real terminal (a pty), the real engine on the demo's checkpoint."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+
+pytestmark = pytest.mark.e2e
+pexpect = pytest.importorskip("pexpect")
+SWIFTKIT = str(Path(sys.executable).parent / "swiftkit")
+
+
+def _workers() -> set[int]:
+    """Live chat engine processes (by their command line)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and b"chat_worker.py" in (proc / "cmdline").read_bytes():
+                found.add(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_conversation_in_a_terminal(demo_run):
+    out, code, *_ = demo_run
+    assert code == 0
+    before = _workers()
+    child = pexpect.spawn(SWIFTKIT, ["chat", str(out)], env=dict(os.environ), encoding="utf-8", timeout=120,
+                          dimensions=(40, 120))
+    child.expect("loaded .*checkpoint-\\d+ on cpu; system prompt: 'You are a helpful assistant.'")
+    child.expect("/clear forgets the conversation, /exit \\(or Ctrl-D\\) leaves")
+    child.expect("you> ")
+    child.sendline("你是谁？")
+    child.expect("model> (.*)\r\n")
+    assert "Swift-Robot" in child.match.group(1) and "CSDN 迪菲赫尔曼" in child.match.group(1)
+    child.expect("you> ")
+    child.sendline("/clear")
+    child.expect("conversation cleared")
+    child.expect("you> ")
+    child.sendline("who are you?")
+    child.expect("model> (.*)\r\n")
+    assert "Swift-Robot" in child.match.group(1)
+    child.expect("you> ")
+    child.sendeof()  # Ctrl-D leaves
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert _workers() - before == set()  # no engine left behind
+
+
+def test_exit_command_and_one_shot_message(demo_run):
+    out, *_ = demo_run
+    child = pexpect.spawn(SWIFTKIT, ["chat", str(out)], env=dict(os.environ), encoding="utf-8", timeout=120)
+    child.expect("you> ")
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    code, stdout, err = run_cli("chat", str(out), "--message", "Who are you?")
+    assert code == 0 and stdout.strip().startswith("I am Swift-Robot") and stdout.count("\n") == 1
+
+
+def test_a_model_dir_without_tokenizer(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    code, _, err = run_cli("chat", str(model), "-m", "hi")
+    assert code == 2 and "has no tokenizer" in err and "fix: copy the base model's tokenizer files" in err
