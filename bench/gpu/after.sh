@@ -18,7 +18,7 @@ rm -rf /tmp/after
 start=$(date +%s)
 python3 -m swiftkit.cli run recipes/presets/24gb-identity.yaml --set model.id=/tmp/Qwen2.5-7B-shape \
   --set model.model_type=qwen2 --set model.template=qwen2_5 --set gpu.emulate_memory_gb=23 \
-  --set swift.report_to=none --set output.dir=/tmp/after --set export.merge=true 2>&1 \
+  --set swift.report_to=none --set output.dir=/tmp/after --set export.merge=true --set verify.batch_size=64 2>&1 \
   | grep -v "^\s*$" | grep -v "it/s\]$" | tee "$out/run.txt" | tail -40
 echo "swiftkit run exit ${PIPESTATUS[0]} after $(( $(date +%s) - start )) s" | tee -a "$out/gpu.txt"
 merged=$(ls -d /tmp/after/v*/checkpoint-*-merged | head -1)
