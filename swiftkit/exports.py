@@ -35,6 +35,7 @@ class ExportInfo:
     verified: bool = False
     agreement: float | None = None  # share of probes the merged model answered as base + adapter did
     min_agreement: float | None = None
+    similarity: float | None = None  # mean chrF of the merged answers against base + adapter's (0-1)
     probes: int = 0
     disagreements: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # merge, verify

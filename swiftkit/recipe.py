@@ -199,7 +199,7 @@ class ExportSection(Strict):
     quant_dataset: Annotated[list[str], BeforeValidator(_as_list)] = Field(
         default_factory=list, description="Calibration data for gptq/awq (files relative to the recipe, or hub ids)")
     min_agreement: float | None = Field(None, ge=0, le=1, description="Share of probes the merged model must "
-                                        "answer as base + adapter did; default 1.0 in float32, 0.9 in 16 bits")
+                                        "answer as base + adapter did; default 1.0 in float32, 0.7 in 16 bits")
 
     @model_validator(mode="after")
     def _calibration(self) -> "ExportSection":

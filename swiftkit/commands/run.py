@@ -345,5 +345,6 @@ def export_step(checked: Checked, session: Session, checkpoint: Checkpoint) -> i
     code, info = exporting.export_checkpoint(target, options, final, checked.catalog, reporter)
     if info is not None:
         session.record.exports.append(info.to_dict())
-        session.save()
+    session.record.exit_code = code  # trained and verified; the export's verdict decides the exit
+    session.save()
     return code
