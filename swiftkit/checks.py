@@ -8,18 +8,18 @@ turns into commands.
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import datasets as ds
-from . import holdout
-from .holdout import Holdout
+from .check_data import check_datasets, check_general_probes, plan_holdout
 from .errors import Problem, UserError, choice_fix, nearby_name, unique
+from .holdout import Holdout
 from .recipe import LoadedRecipe, load_recipe, looks_like_hub_id
 from .render import Invocation, Plan, export_options, model_ref, render_export, render_infer, render_sft, resolve_batch
 from .swift_flags import MODEL_TYPE_RENAMES, REMOVED, RENAMED, Catalog, load_catalog
 from . import paths
+from .paths import bundled_identity_template  # noqa: F401  (imported from here by commands/demo.py)
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 # Flags swiftkit rejects in the escape hatch, and why.
@@ -43,10 +43,6 @@ class Checked:
     general_probes: Path | None = None  # verify.general_probes resolved (None: the bundled set)
 
 
-def bundled_identity_template() -> Path:
-    return paths.PROJECT_DIR / "datasets" / "self_cognition.jsonl"
-
-
 def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[str] | None = None) -> Checked:
     loaded = load_recipe(path, overrides)
     problems: list[Problem] = []
@@ -60,7 +56,7 @@ def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[s
         raise UserError(problems, headline=f"{loaded.path}: {len(problems)} problem(s); nothing was run")
     micro, accum = resolve_batch(loaded.recipe)  # type: ignore[misc]  (cross_field proved it resolves)
     output_dir = loaded.resolve(loaded.recipe.output.dir)
-    held = _holdout(loaded, general, output_dir / "data", dataset_args, notes)
+    held = plan_holdout(loaded, general, output_dir / "data", dataset_args, notes)
     plan = Plan(loaded.recipe, model, is_local, model_type, template, dataset_args, output_dir,
                 output_dir / "data", micro, accum, val_dataset=held.heldout_path if held else None)
     probes = loaded.resolve(loaded.recipe.verify.general_probes) if loaded.recipe.verify.general_probes else None
@@ -212,117 +208,6 @@ def _detect(loaded, local: Path, config: dict, catalog: Catalog, model_type, tem
                               f"{', '.join(options)}", ("model",),
                               "set model.template (a Qwen2.5 model uses qwen2_5)"))
     return model_type, template
-
-
-# -- datasets ------------------------------------------------------------------------------------
-
-def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[str], model_dir: str | None):
-    r = loaded.recipe
-    output_dir = loaded.resolve(r.output.dir)
-    count = ds.token_counter(Path(model_dir)) if model_dir else None
-    if count is None and any(d.path for d in r.datasets):
-        notes.append("rows longer than max_length are not counted: no local tokenizer to count with")
-    args: list[str] = []
-    reports = []
-    template = None
-    general: list[tuple[int, Path, int]] = []  # (index in args, local general file, usable rows)
-    for i, entry in enumerate(r.datasets):
-        key = ("datasets", i)
-        rows: int | None = None
-        if entry.identity:
-            if r.identity is None:
-                continue
-            template = loaded.resolve(r.identity.template) if r.identity.template else bundled_identity_template()
-            rows = _check_identity(loaded, template, key, problems)
-            arg = str(output_dir / "data" / ds.IDENTITY_TRAIN_FILE)
-        elif entry.path:
-            path = loaded.resolve(entry.path)
-            if not path.exists():
-                problems.append(_missing_file(loaded, path, key, entry.path))
-                continue
-            try:
-                report = ds.inspect_dataset(path, max_length=r.train.max_length, count_tokens=count,
-                                            key=f"datasets[{i}]")
-            except UserError as exc:
-                problems.extend(exc.problems)
-                continue
-            reports.append(report)
-            rows = report.usable_rows
-            if report.too_long:
-                notes.append(f"{path.name}: {report.too_long} of {report.rows} rows are longer than max_length "
-                             f"{r.train.max_length} tokens; ms-swift drops them silently")
-            notes.extend(f"{path.name}: {n}" for n in report.notes)
-            arg = str(path.resolve())
-            general.append((len(args), path.resolve(), rows))
-        else:
-            notes.append(f"dataset {entry.hub} is a hub id: accepted as a reference, it cannot be checked offline")
-            arg = entry.hub or ""
-        n = entry.samples
-        if entry.weight is not None and (n or rows):
-            n = max(1, round((n or rows or 0) * entry.weight))
-        args.append(f"{arg}#{n}" if n else arg)
-    return args, reports, template, general
-
-
-def _holdout(loaded: LoadedRecipe, general: list[tuple[int, Path, int]], data_dir: Path, args: list[str],
-             notes: list[str]) -> Holdout | None:
-    """Carve the held-out general rows; training reads the carved files (`args` changed in place)."""
-    r = loaded.recipe
-    if not (r.verify.enabled and r.verify.retention and r.verify.general_holdout) or r.train.eval_split:
-        return None
-    held = holdout.plan([(path, rows) for _, path, rows in general], data_dir, r.verify.general_holdout)
-    if held is None:
-        return None
-    by_source = {c.source: c for c in held.carves}
-    for index, path, _ in general:
-        if path in by_source:
-            args[index] = args[index].replace(str(path), str(by_source[path].train_path), 1)
-    notes.append(f"{held.rows} general row(s) held out of training for eval loss at the start and end "
-                 f"(verify.general_holdout)")
-    return held
-
-
-def _missing_file(loaded: LoadedRecipe, path: Path, key: tuple, written: str) -> Problem:
-    guess = nearby_name(path)
-    fix = f"did you mean '{guess}'?" if guess else "check the path: it is relative to the recipe file"
-    return loaded.problem(f"dataset file not found: {path} (ms-swift would take '{written}' for a hub id "
-                          "and fail after loading the model)", key, fix)
-
-
-def _check_identity(loaded: LoadedRecipe, template: Path, key: tuple, problems: list[Problem]) -> int | None:
-    if not template.is_file():
-        problems.append(loaded.problem(f"identity template not found: {template}", ("identity", "template"),
-                                       "check the path: it is relative to the recipe file"))
-        return None
-    ident = loaded.recipe.identity
-    try:
-        with tempfile.TemporaryDirectory() as tmp:  # render to prove it renders; nothing is kept
-            files = ds.render_identity(template, Path(tmp), name=ident.name.model_dump(),
-                                       author=ident.author.model_dump())
-    except UserError as exc:
-        problems.extend(exc.problems)
-        return None
-    return files.train_rows
-
-
-def check_general_probes(loaded: LoadedRecipe, path: Path | None) -> list[Problem]:
-    """The retention probes are read before training, so a broken file never costs a run."""
-    v = loaded.recipe.verify
-    if not (v.enabled and v.retention):
-        return []
-    from .retention import load_probes
-    from .verification import bundled_general_probes
-
-    if path is not None and not path.is_file():
-        guess = nearby_name(path)
-        return [loaded.problem(f"general probe file not found: {path}", ("verify", "general_probes"),
-                               f"did you mean {guess}?" if guess else "the path is relative to the recipe file; "
-                               "remove the key for the bundled set")]
-    try:
-        load_probes(path or bundled_general_probes())
-    except UserError as exc:
-        return exc.problems
-    return []
 
 
 # -- flags against the installed ms-swift ------------------------------------------------------

@@ -20,6 +20,15 @@ def cache_dir() -> Path:
 # The checkout that holds recipes/ and datasets/ (swiftkit is installed editable from it).
 PROJECT_DIR = Path(os.environ.get("SWIFTKIT_PROJECT_DIR", PACKAGE_DIR.parent))
 RECIPES_DIR = PROJECT_DIR / "recipes"
+DATASETS_DIR = PROJECT_DIR / "datasets"
+
+
+def bundled_identity_template() -> Path:
+    return DATASETS_DIR / "self_cognition.jsonl"
+
+
+def bundled_general_probes() -> Path:
+    return DATASETS_DIR / "general_probes.jsonl"
 
 
 def swift_command() -> list[str]:

@@ -11,17 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import paths
 from . import scorecard as sc
 from .ask import ask
+from .paths import bundled_general_probes
 from .recipe import Identity, VerifySection
 from .render import ModelRef
 from .retention import Retention, compare, format_retention, load_probes
 from .swift_flags import Catalog
-
-
-def bundled_general_probes() -> Path:
-    return paths.PROJECT_DIR / "datasets" / "general_probes.jsonl"
 
 
 @dataclass

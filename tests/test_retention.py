@@ -7,7 +7,7 @@ import pytest
 
 from swiftkit.errors import UserError
 from swiftkit.retention import compare, format_retention, load_probes, similarity
-from swiftkit.verification import bundled_general_probes
+from swiftkit.paths import bundled_general_probes
 
 
 def rows(*queries, category="facts"):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from test_checkpoints import make_checkpoint, make_run, safetensors_bytes
+from test_checkpoints import make_run, safetensors_bytes
 
 from swiftkit import exports, targets
 from swiftkit.errors import UserError
