@@ -232,8 +232,13 @@ def chat(target: str, message: str | None, system: str | None, max_new_tokens: i
 @click.argument("target", type=click.Path())
 @click.option("--general-probes", type=click.Path(dir_okay=False), help="Another general probe set (JSONL).")
 @click.option("--no-retention", is_flag=True, help="Identity probes only.")
+@click.option("--min-score", type=click.FloatRange(0, 1), help="Fail below this exact-answer rate (default: the "
+              "recipe's verify.min_score).")
+@click.option("--min-retention", type=click.FloatRange(0, 1), help="Fail below this retention score (default: "
+              "the recipe's verify.min_retention).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-def verify(target: str, general_probes: str | None, no_retention: bool, quiet: bool) -> int:
+def verify(target: str, general_probes: str | None, no_retention: bool, min_score: float | None,
+           min_retention: float | None, quiet: bool) -> int:
     """Verify a checkpoint or an export without training: identity scorecard and retention.
 
     Retention compares the tuned model's greedy answers to the general probes with the base
@@ -250,7 +255,8 @@ def verify(target: str, general_probes: str | None, no_retention: bool, quiet: b
     """
     from .commands.verify import verify as go
 
-    return go(target, general_probes=general_probes, retention=not no_retention, quiet=quiet)
+    return go(target, general_probes=general_probes, retention=not no_retention, min_score=min_score,
+              min_retention=min_retention, quiet=quiet)
 
 
 @cli.command(name="import", context_settings={"ignore_unknown_options": True})

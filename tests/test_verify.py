@@ -32,3 +32,10 @@ def test_a_broken_probe_file_is_refused_before_anything_runs(demo_run, tmp_path)
     bad.write_text('{"id": "a", "query": "ok"}\n{"id": "b"}\n', encoding="utf-8")
     code, _, err = run_cli("verify", str(out), "--general-probes", str(bad))
     assert code == 2 and "1 broken probe row(s)" in err and f"{bad}:2" in err and "Traceback" not in err
+
+
+def test_thresholds_fail_the_verification_with_the_reason(demo_run):
+    out, *_ = demo_run
+    code, _, err = run_cli("verify", str(out), "--min-retention", "0.99")
+    assert code == 1
+    assert "is below verify.min_retention 0.99: the tune changed the model's general answers" in err

@@ -12,9 +12,14 @@ from ..record import read_record, write_record
 from ..swift_flags import load_catalog
 
 
-def verify(target: str, *, general_probes: str | None = None, retention: bool = True, quiet: bool = False) -> int:
+def verify(target: str, *, general_probes: str | None = None, retention: bool = True, min_score: float | None = None,
+           min_retention: float | None = None, quiet: bool = False) -> int:
     t = targets.resolve(target)
     settings = (t.recipe.verify if t.recipe else VerifySection()).model_copy(update={"retention": retention})
+    if min_score is not None:
+        settings = settings.model_copy(update={"min_score": min_score})
+    if min_retention is not None:
+        settings = settings.model_copy(update={"min_retention": min_retention})
     identity_probes = t.data_dir / "identity.probes.jsonl" if t.data_dir else None
     general = Path(general_probes).resolve() if general_probes else t.general_probes
     probes = verification.load(settings, identity_probes, general)
