@@ -56,3 +56,22 @@ def test_checkpoint_discovery_after_a_real_run(demo):
     assert run["last"] and run["checkpoints"][-1]["complete"] is True
     code, stdout, _ = run_cli("checkpoints", str(out))
     assert "complete  [last, best]" in stdout
+
+
+def test_mixed_recipe_keeps_the_general_answers_identity_only_loses(demo, tmp_path):
+    """The reason the mixed recipe exists, shown on the tiny model: both learn the identity; the one that
+    replays general rows keeps the base model's general answers, the identity-only one does not."""
+    out, code, _, _ = demo
+    assert code == 0
+    identity_only = json.loads(next(out.glob("v*-*/swiftkit-run.json")).read_text())
+    recipe = Path(__file__).resolve().parent.parent / "recipes" / "tiny-mixed.yaml"
+    code, _, err = run_cli("run", str(recipe), "--set", f"model.id={out / 'model'}",
+                           "--set", f"output.dir={tmp_path / 'mixed'}", "--quiet")
+    assert code == 0, err[-3000:]
+    mixed = json.loads(next((tmp_path / "mixed").glob("v*-*/swiftkit-run.json")).read_text())
+    assert mixed["verification"]["exact_rate"] >= 0.8 and identity_only["verification"]["exact_rate"] >= 0.8
+    assert mixed["retention"]["score"] >= identity_only["retention"]["score"] + 0.5, \
+        (mixed["retention"]["score"], identity_only["retention"]["score"])
+    loss = mixed["retention"]["eval_loss"]  # the held-out general rows, at step 0 and at the end
+    assert loss["start"] >= 0 and loss["end"] >= 0 and loss["end_step"] == mixed["summary"]["global_step"]
+    assert any("general.heldout.jsonl" in a for a in mixed["command"])
