@@ -49,7 +49,7 @@ def main(repeats: int) -> None:
     for n, (seconds, i) in enumerate(exports, 1):
         lines.append(f"| {n} | {seconds:.1f} s | {i['seconds']['merge']:.1f} s | {i['seconds']['verify']:.1f} s"
                      f" | {i['size_bytes'] / 1024:.0f} KiB | {i['agreement']:.0%} of {i['probes']} probes |")
-    lines += [f"\nWeights in float32 ({info['dtype']}): {', '.join(info['sha256'])}.\n",
+    lines += [f"\nWeights: {', '.join(info['sha256'])}, {info['dtype']}.\n",
               "## What verification adds to `swiftkit run` (tiny-identity recipe)\n",
               f"| run | median of {repeats} | runs (s) |", "|---|---|---|"]
     names = {"no-verify": "--no-verify", "identity": "identity probes only (92)",
