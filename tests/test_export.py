@@ -85,8 +85,10 @@ def test_disk_full_during_the_merge(demo_run, tmp_path):
     out, code, *_ = demo_run
     disk = tmp_path / "small"
     disk.mkdir()
-    # room for the weights by the preflight's estimate (~555 KB), not for the whole export (~660 KB)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], check=True)
+    # room for the weights (the preflight's estimate), not for the whole export (weights, tokenizer, args)
+    weights = (out / "model" / "model.safetensors").stat().st_size
+    size_k = weights // 1024 + 48
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_k}k", "tmpfs", str(disk)], check=True)
     try:
         code, _, err = run_cli("export", str(out), "--output", str(disk / "merged"), "--no-verify")
         assert code == 9, err[-2000:]
