@@ -259,6 +259,32 @@ def verify(target: str, general_probes: str | None, no_retention: bool, min_scor
               min_retention=min_retention, quiet=quiet)
 
 
+@cli.command()
+@click.argument("targets", nargs=-1, required=True, type=click.Path())
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Where the page goes. Default: report.html in the run dir; for several targets "
+                   "swiftkit-comparison.html in the current dir.")
+def report(targets: tuple[str, ...], output: str | None) -> int:
+    """Write the run report: one HTML page with its charts inline, that opens from disk with no network.
+
+    TARGET: a recipe (its newest run), an output dir (the same), a run dir, or a swiftkit-run.json.
+    One target: report.html in its run dir (how the run ended, loss, learning rate, gradient norm and
+    GPU memory against step, time, checkpoints, the identity scorecard probe by probe, retention,
+    exports, what ran). Several: one comparison page (curves on one chart, results, the settings
+    that differ). Prints the page's path.
+
+    \b
+    Example:
+      $ swiftkit report output/tiny
+      /work/output/tiny/v0-20261128-223332/report.html
+      $ swiftkit report output/tiny output/tiny-mixed --output compare.html
+      compare.html
+    """
+    from .commands.report import report as go
+
+    return go(list(targets), output=output)
+
+
 @cli.command(name="import", context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def import_cmd(args: tuple[str, ...]) -> int:

@@ -35,6 +35,7 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
         do_verify: bool = True) -> int:
     checked = check(recipe, overrides=overrides)
     reporter = make_reporter(quiet=quiet, events=events)
+    session: Session | None = None
     try:
         identity = prepare_data(checked)
         record = new_record(checked, identity)
@@ -52,6 +53,11 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
             return export_step(checked, session, checkpoint)
         return EXIT_OK
     finally:
+        if session is not None:
+            # every run gets its report, a failed or interrupted one too; after_run never raises
+            from .report import after_run
+
+            after_run(session.record_path, reporter.say)
         reporter.close()
 
 
