@@ -47,6 +47,33 @@ def validate(recipes: tuple[str, ...], overrides: tuple[str, ...]) -> int:
 
 @cli.command()
 @click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
+@click.option("--gpu-memory-gb", type=click.FloatRange(min=1), help="Plan for a card with this much memory.")
+@click.option("--gpu", "gpu_name", help="Plan for this card (e.g. 4090, A100 80GB, H100): its memory and speed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: peak_memory_gib, micro_batch_size, "
+                                                      "gradient_checkpointing, fits, breakdown, ...")
+def plan(recipe: str, overrides: tuple[str, ...], gpu_memory_gb: float | None, gpu_name: str | None,
+         as_json: bool) -> int:
+    """Predict the run's peak GPU memory before anything loads: will it fit, with what margin, how fast.
+
+    From the model's config.json (never its weights), the recipe's settings and the longest row of
+    its data as ms-swift's template encodes it. The card: --gpu-memory-gb, --gpu, the recipe's
+    gpu.emulate_memory_gb or gpu.memory_gb, or the GPU found. `auto` settings are resolved as a run
+    would resolve them. Exit 2 when the plan does not fit.
+
+    \b
+    Example:
+      $ swiftkit plan recipes/presets/24gb-identity.yaml
+      plan: peak 16.4 GiB (micro-batch 16 x 61 tokens, checkpointing on); fits 23.4 GiB usable ...
+      $ swiftkit plan recipes/identity.yaml --gpu 4090 --json
+    """
+    from .commands.plan import plan as go
+
+    return go(recipe, overrides=list(overrides), gpu_memory_gb=gpu_memory_gb, gpu_name=gpu_name, as_json=as_json)
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
 @click.option("--verb", type=click.Choice(["sft", "infer", "export"]), default="sft", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help='Print {"argv": [...], "env": {...}}.')
 @click.option("--checkpoint", type=click.Path(file_okay=False), help="For infer/export (default: the latest one).")

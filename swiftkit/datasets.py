@@ -689,6 +689,13 @@ def inspect_dataset(path: Path, *, max_length: int | None = None,
                          too_long=too_long, sha256=_sha256_file(path), notes=notes)
 
 
+def conversations(path: Path) -> list[list[dict]]:
+    """The usable rows of a local dataset (already checked) as the messages ms-swift trains on."""
+    rows = _read_all(Path(path), None)
+    cols = _resolve(set().union(*(row.keys() for _, row in rows))) if rows else None
+    return [messages for _, messages in _split_rows(rows, cols)[0]] if cols else []
+
+
 # --- Identity template ----------------------------------------------------------------------------
 def _env() -> jinja2.Environment:
     # StrictUndefined: a misspelt placeholder must fail, not render as "". No autoescape: plain text.

@@ -123,10 +123,12 @@ class TrainSection(Strict):
     scheduler: str = "cosine"
     effective_batch_size: int | None = Field(16, gt=0, description="micro-batch x accumulation x GPUs")
     micro_batch_size: Annotated[int | Literal["auto"], BeforeValidator(_micro_batch)] = Field(
-        "auto", description="Per-GPU batch, or auto: the whole per-GPU effective batch in one step")
+        "auto", description="Per-GPU batch, or auto: the largest that the memory plan fits on the card, "
+                            "accumulation making up the effective batch (no card known: the whole per-GPU batch)")
     gradient_accumulation: int | None = Field(None, gt=0, description="Derived from the effective batch when unset")
     max_length: int = Field(2048, gt=0)
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        True, description="auto: off where the memory plan says the run fits without it (off is faster)")
     seed: int = 42
     save_steps: int | None = Field(None, gt=0)
     logging_steps: int = Field(5, gt=0)

@@ -330,7 +330,8 @@ def attempts_table(r: dict) -> str:
 
 
 def memory_limits(r: dict) -> list[charts.Rule]:
-    """The card (from the host), the allocator cap and the card size the recipe was written for."""
+    """The card (from the host), the allocator cap, the card size the recipe was written for and the
+    memory plan's peak."""
     rules, gpu = [], (r.get("resolved_recipe") or {}).get("gpu") or {}
     cards = [g for g in (r.get("host") or {}).get("gpus") or [] if str(g.get("memory_mib", "")).isdigit()]
     if cards:
@@ -343,6 +344,9 @@ def memory_limits(r: dict) -> list[charts.Rule]:
     if isinstance(gpu.get("memory_gb"), (int, float)):
         rules.append(charts.Rule("sk-budget", f"recipe written for {gpu['memory_gb']:g} GB",
                                  gpu["memory_gb"], color=charts.AMBER))
+    planned = (r.get("memory_plan") or {}).get("peak_memory_gib")
+    if isinstance(planned, (int, float)):
+        rules.append(charts.Rule("sk-plan", f"planned peak {planned:.1f} GiB", planned, color="#8250df"))
     return rules
 
 

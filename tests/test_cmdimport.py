@@ -131,7 +131,7 @@ def test_blog_round_trip_renders_an_equivalent_command(tmp_path, catalog):
     checked = check(path, catalog=catalog)
     inv = planned_invocations(checked)["sft"]
     assert inv.argv[:2] == ["swift", "sft"]
-    assert inv.env == {"CUDA_VISIBLE_DEVICES": "0"}
+    assert inv.env == {"CUDA_VISIBLE_DEVICES": "0", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
 
     original = flag_map(command_argv(BLOG_SCRIPT))
     for old, (new, _note) in RENAMED.items():

@@ -61,12 +61,20 @@ def test_env_for_gpus(catalog):
     r = Recipe.model_validate({"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1},
                                "gpu": {"count": 2, "visible_devices": [2, 3]}})
     env = render_sft(_plan(r), catalog).env
-    assert env == {"CUDA_VISIBLE_DEVICES": "2,3", "NPROC_PER_NODE": "2"}
+    assert env == {"CUDA_VISIBLE_DEVICES": "2,3", "NPROC_PER_NODE": "2",
+                   "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
     cpu = Recipe.model_validate({"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1},
                                  "gpu": {"count": 0}})
     inv = render_sft(_plan(cpu), catalog)
     assert inv.env == {"CUDA_VISIBLE_DEVICES": ""}
     assert inv.display().startswith("CUDA_VISIBLE_DEVICES= swift sft ")
+
+
+def test_the_users_allocator_setting_wins(catalog, monkeypatch):
+    """expandable_segments is swiftkit's default on GPUs (the memory plan holds with it); a user's own wins."""
+    monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:False")
+    r = Recipe.model_validate({"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1}})
+    assert "PYTORCH_CUDA_ALLOC_CONF" not in render_sft(_plan(r), catalog).env
 
 
 def test_gpu_count_limits_the_visible_cards(catalog, monkeypatch):

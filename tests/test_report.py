@@ -383,3 +383,15 @@ def test_after_run_never_raises(tmp_path) -> None:
     assert after_run(bad, said.append) is None
     assert said and said[0].startswith("swiftkit: the run report could not be written: ")
     assert after_run(None, said.append) is None and len(said) == 1
+
+
+def test_gpu_memory_is_drawn_against_the_card_the_cap_and_the_plan():
+    from swiftkit.report import memory_limits
+
+    record = {"resolved_recipe": {"gpu": {"emulate_memory_gb": 23, "memory_gb": 24}},
+              "host": {"gpus": [{"name": "NVIDIA H200", "memory_mib": "143771"}]},
+              "memory_plan": {"peak_memory_gib": 16.55}}
+    rules = {rule.gid: rule for rule in memory_limits(record)}
+    assert rules["sk-plan"].at == 16.55 and rules["sk-plan"].label == "planned peak 16.6 GiB"
+    assert rules["sk-cap"].at == 23 and rules["sk-budget"].at == 24
+    assert "sk-plan" not in {rule.gid for rule in memory_limits({"resolved_recipe": {}})}

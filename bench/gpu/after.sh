@@ -13,7 +13,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MODELSCOPE_CACHE=/tmp/ms SWI
 export SWIFTKIT_SWIFT="python3 -m swift.cli.main"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c "import torch, transformers, peft, swift; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'ms-swift', swift.__version__)" 2>/dev/null | tee -a "$out/gpu.txt"
-[ -f /tmp/Qwen2.5-7B-shape/model.safetensors.index.json ] || python3 bench/gpu/make_qwen7b_shape.py /tmp/Qwen2.5-7B-shape 2>&1 | tail -1
+[ -f /tmp/Qwen2.5-7B-shape/model.safetensors.index.json ] || python3 bench/gpu/make_qwen_shape.py 7b /tmp/Qwen2.5-7B-shape 2>&1 | tail -1
 rm -rf /tmp/after
 start=$(date +%s)
 python3 -m swiftkit.cli run recipes/presets/24gb-identity.yaml --set model.id=/tmp/Qwen2.5-7B-shape \

@@ -9,7 +9,7 @@ mkdir -p "$out"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl 2>/dev/null
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MODELSCOPE_CACHE=/tmp/ms SWIFTKIT_CACHE_DIR=/tmp/skcache
 export SWIFTKIT_SWIFT="python3 -m swift.cli.main"
-[ -f /tmp/Qwen2.5-7B-shape/model.safetensors ] || python3 bench/gpu/make_qwen7b_shape.py /tmp/Qwen2.5-7B-shape 2>&1 | tail -1
+[ -f /tmp/Qwen2.5-7B-shape/model.safetensors ] || python3 bench/gpu/make_qwen_shape.py 7b /tmp/Qwen2.5-7B-shape 2>&1 | tail -1
 common=(--set model.id=/tmp/Qwen2.5-7B-shape --set model.model_type=qwen2 --set model.template=qwen2_5
         --set gpu.emulate_memory_gb=23 --set swift.report_to=none --no-verify)
 for split in "16 1" "1 16"; do

@@ -12,7 +12,7 @@ export SWIFTKIT_SWIFT="python3 -m swift.cli.main"   # a --target install has no 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c "import torch, transformers, peft, swift; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__, 'ms-swift', swift.__version__)" 2>/dev/null | tee -a "$out/gpu.txt"
 start=$(date +%s)
-python3 bench/gpu/make_qwen7b_shape.py /tmp/Qwen2.5-7B-shape 2>&1 | grep -v Warning | tail -3
+python3 bench/gpu/make_qwen_shape.py 7b /tmp/Qwen2.5-7B-shape 2>&1 | grep -v Warning | tail -3
 echo "model built in $(( $(date +%s) - start )) s" | tee -a "$out/gpu.txt"
 python3 -m swiftkit.cli validate bench/gpu/oom-ladder.yaml
 start=$(date +%s)

@@ -27,6 +27,7 @@ from ..recipe import Recipe
 from ..record import RunRecord, now, redact_argv, redact_env, versions, write_record
 from ..render import Plan, export_options, model_ref, render_sft
 from ..resume import find_resumable
+from ..sizing import Sizing, plan_for_run, with_choices
 
 RECORD_NAME = "swiftkit-run.json"
 
@@ -34,12 +35,16 @@ RECORD_NAME = "swiftkit-run.json"
 def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False, events: bool = False,
         do_verify: bool = True) -> int:
     checked = check(recipe, overrides=overrides)
+    planned = plan_for_run(checked)  # may refuse (exit 2) a run that cannot fit, before anything is written
     reporter = make_reporter(quiet=quiet, events=events)
     session: Session | None = None
     try:
         identity = prepare_data(checked)
         record = new_record(checked, identity)
-        plan = resume_plan(checked, record, reporter)
+        plan = resume_plan(checked, record, reporter, planned)
+        if planned is not None:
+            record.extra["memory_plan"] = planned.to_json()
+            reporter.say(f"swiftkit: {planned.line()}" + (f"\n  auto: {planned.choice}" if planned.choice else ""))
         reporter.say(f"swiftkit: training {checked.loaded.path} (ms-swift {checked.catalog.version})")
         session = Session(checked, record, reporter)
         code, checkpoint = session.train(plan)
@@ -74,7 +79,7 @@ def new_record(checked: Checked, identity: IdentityFiles | None) -> RunRecord:
                      started_at=now())
 
 
-def resume_plan(checked: Checked, record: RunRecord, reporter: Reporter) -> Plan:
+def resume_plan(checked: Checked, record: RunRecord, reporter: Reporter, planned: Sizing | None = None) -> Plan:
     """output.resume auto: continue this recipe's unfinished run from its last complete checkpoint."""
     plan, r = checked.plan, checked.loaded.recipe
     if r.output.resume != "auto":
@@ -86,6 +91,8 @@ def resume_plan(checked: Checked, record: RunRecord, reporter: Reporter) -> Plan
     record.extra["resumed_from"] = {"record": str(found.record_path), "checkpoint": str(found.checkpoint.path),
                                     "step": found.checkpoint.step}
     reporter.say(f"swiftkit: resuming the unfinished run from {found.checkpoint.path} (step {found.checkpoint.step})")
+    if planned is not None:  # the same choices as the run being continued made from the same plan
+        recipe = with_choices(recipe, planned)
     return plan.with_recipe(recipe, resume_from=Path(found.checkpoint.path))
 
 
@@ -114,6 +121,10 @@ class Session:
             changes.append(change)
             resume = attempt.last_checkpoint() or plan.resume_from
             self.record.attempts[-1]["next"] = {"step": change.step, "what": change.what}
+            planned = self.record.extra.get("memory_plan")
+            if planned and planned.get("fits") and len(changes) == 1:
+                self.record.attempts[-1]["plan_was_wrong"] = (
+                    f"planned {planned['peak_memory_gib']} GiB, within {planned['card']['limit_gib']} GiB usable")
             self.record.status = "retrying"  # what this attempt's run dir keeps; the next attempt has its own
             self.save()
             self.reporter.say(f"swiftkit: out of memory (attempt {attempt.number}); retrying with {change.what}"
@@ -260,6 +271,11 @@ class Attempt:
         self.session.save()
         s = self.record.summary
         memory = "n/a on CPU" if s.get("peak_memory_gib") is None else f"{s['peak_memory_gib']:.2f} GiB"
+        planned = self.record.extra.get("memory_plan")
+        if planned and s.get("peak_memory_gib") is not None:
+            planned["measured_peak_gib"] = s["peak_memory_gib"]  # the plan and what ms-swift measured, side by side
+            self.session.save()
+            memory += f" (planned {planned['peak_memory_gib']:.2f} GiB)"
         self.reporter.say(f"swiftkit: trained: {checkpoint.path}\n  steps {s.get('global_step')}, final loss "
                           f"{_num(s.get('final_loss'))}, train runtime {_num(s.get('train_runtime'))} s, "
                           f"peak GPU memory {memory}")

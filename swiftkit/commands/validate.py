@@ -4,6 +4,7 @@ import click
 
 from ..checks import check
 from ..errors import EXIT_OK, EXIT_USAGE, UserError
+from ..sizing import plan_for_run
 
 
 def validate(recipes: list[str], overrides: list[str] | None = None) -> int:
@@ -12,6 +13,7 @@ def validate(recipes: list[str], overrides: list[str] | None = None) -> int:
     for path in recipes:
         try:
             checked = check(path, overrides=overrides)
+            planned = plan_for_run(checked)
         except UserError as exc:
             click.echo(exc.format(), err=True)
             status = EXIT_USAGE
@@ -19,6 +21,10 @@ def validate(recipes: list[str], overrides: list[str] | None = None) -> int:
         plan = checked.plan
         click.echo(f"ok: {path} (ms-swift {checked.catalog.version}; micro-batch {plan.micro_batch} x "
                    f"accumulation {plan.grad_accum} x {max(checked.loaded.recipe.gpu.count, 1)} GPU(s))")
+        if planned is not None:
+            click.echo(f"  {planned.line()}")
+            if planned.choice:
+                click.echo(f"  auto: {planned.choice}")
         for note in checked.notes:
             click.echo(f"  note: {note}")
     return status

@@ -1,0 +1,74 @@
+"""Predicted against measured peak for every GPU run of the memory plan (bench/results/gpu-memory/):
+recomputes the plan of each run with today's swiftkit/memplan.py and writes the table to
+bench/results/gpu-memory/table.md (and prints it).
+
+    python bench/memory_table.py
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from swiftkit import memplan  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "gpu-memory"
+FILES = {"measured.jsonl": "grid 1: rows of one length", "measured-2.jsonl": "grid 2: rows of many lengths",
+         "measured-3.jsonl": "presets and auto, through swiftkit run"}
+
+
+def longest(run: dict) -> int:
+    return int(float(run["dataset_token_length"].split("max=")[1].split(",")[0]))
+
+
+def planned(run: dict) -> memplan.MemoryPlan:
+    """The plan for a run, from its config.json and settings (the run's own record where it has one)."""
+    config = json.loads((RESULTS / f"config-{run['size']}.json").read_text())
+    if run.get("memory_plan"):
+        s = run["memory_plan"]["setup"]
+        setup = memplan.Setup(**{**s, "targets": tuple(s["targets"])})
+    else:
+        setup = memplan.Setup(micro_batch=run["mb"], tokens=longest(run), rank=run["rank"],
+                              gradient_checkpointing=run["gc"])
+    return memplan.plan_memory(memplan.Shape.from_config(config), setup)
+
+
+def expandable(run: dict) -> bool:
+    """Whether the run's allocator had expandable segments (swiftkit's default since grid 2)."""
+    if run.get("alloc_conf"):
+        return "True" in run["alloc_conf"]
+    return bool(run.get("expandable") or run.get("preset") or run["split"] == "auto")
+
+
+def runs() -> list[dict]:
+    out = []
+    for name, what in FILES.items():
+        for line in (RESULTS / name).read_text().splitlines():
+            run = json.loads(line)
+            if run.get("measured_gib") is None:
+                continue
+            plan = planned(run)
+            run.update(grid=what, planned_gib=plan.peak_gib, longest=longest(run), expandable_segments=expandable(run),
+                       error=(plan.peak_gib - run["measured_gib"]) / run["measured_gib"])
+            out.append(run)
+    return out
+
+
+def main() -> None:
+    lines = ["| run | grid | split | micro-batch | rank | checkpointing | longest row | expandable segments "
+             "| measured GiB | planned GiB | error |", "|" + "---|" * 11]
+    for r in runs():
+        chosen = r.get("memory_plan") or {"micro_batch_size": r["mb"], "gradient_checkpointing": r["gc"]}
+        lines.append(f"| {r['name']} | {r['grid']} | {r['split']} | {chosen['micro_batch_size']} "
+                     f"| {r['rank']} | {'on' if chosen['gradient_checkpointing'] else 'off'} "
+                     f"| {r['longest']} | {'yes' if r['expandable_segments'] else 'no'} | {r['measured_gib']:.2f} "
+                     f"| {r['planned_gib']:.2f} | {r['error']:+.1%} |")
+    text = "\n".join(lines) + "\n"
+    (RESULTS / "table.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
