@@ -19,6 +19,8 @@ Exit codes, one per failure kind. They are part of swiftkit's interface: keep th
 | 9    | disk_full       | no space left on device                                    |
 | 10   | distributed     | NCCL/gloo error or timeout, a rank aborted (torchrun)      |
 | 11   | model_type      | ms-swift could not tell the model type of a local dir      |
+| 12   | export_unverified | a merged export answers unlike base + adapter            |
+| 13   | stalled         | no output for output.stall_timeout s: stopped (resumable)  |
 | 130  | interrupted     | stopped by SIGINT (128 + 2)                                |
 | 143  | interrupted     | stopped by SIGTERM (128 + 15)                              |
 """
@@ -43,6 +45,7 @@ EXIT_CODES: dict[str, int] = {
     "distributed": 10,
     "model_type": 11,
     "export_unverified": 12,  # not from a log: a merged model that answers unlike base + adapter
+    "stalled": 13,  # not from a log: the child printed nothing for output.stall_timeout seconds
     "interrupted": 130,  # SIGINT; SIGTERM gives 143, any other signal 128 + its number
 }
 
@@ -450,7 +453,8 @@ RULES: tuple[Rule, ...] = (
           "`dmesg | grep -i oom` confirms an OOM kill.",
           "  traceback : Signal 9 (SIGKILL) received by PID 32313",
           "torchrun's ChildFailedError summary, format as in cpu-tiny-ddp2-teardown-abort.log"),
-    _rule("disk_full", r"No space left on device|\[Errno 28\]|PytorchStreamWriter failed writing file",
+    _rule("disk_full", r"No space left on device|\[Errno 28\]|PytorchStreamWriter failed writing file"
+          r"|inline_container\.cc:\d+\]\s*\.\s*unexpected pos \d+ vs \d+",
           "The disk is full.",
           "Free space where output_dir lives, or set save_total_limit to keep fewer checkpoints; "
           "the checkpoint being written when this happened is incomplete.",
@@ -552,15 +556,24 @@ _SIGNAL_RETURNCODES = {-2: signal.SIGINT, 130: signal.SIGINT, 254: signal.SIGINT
                        -15: signal.SIGTERM, 143: signal.SIGTERM, 241: signal.SIGTERM}
 
 def diagnose(tail_lines: list[str], returncode: int, *,
-             interrupted_by: int | None = None) -> Diagnosis | None:
+             interrupted_by: int | None = None, stalled_after: float | None = None) -> Diagnosis | None:
     """Why `swift` exited with `returncode`, from the last lines of its output; None on success.
 
     `interrupted_by` is the signal swiftkit itself sent (SIGINT/SIGTERM): that explains the exit
-    whatever the output says, since a traceback then follows from the interruption."""
-    if returncode == 0:
-        return None
+    whatever the output says, since a traceback then follows from the interruption. `stalled_after`:
+    swiftkit stopped the child after that many seconds of silence."""
     lines = without_source_lines([seg for line in tail_lines for seg in segments(line)])
     context = _context(lines)
+    if stalled_after is not None:
+        last = next((line for line in reversed(lines) if line.strip()), "(no output at all)")
+        return Diagnosis("stalled", EXIT_CODES["stalled"],
+                         f"The run stalled: no output for {stalled_after:.0f} s, so swiftkit stopped it (a hang: "
+                         "a dataloader deadlock, or a collective waiting for a rank that is gone).",
+                         "run again: it resumes from the last complete checkpoint; if it stalls at the same step, "
+                         "read the log's last lines; if a step is legitimately that slow, raise output.stall_timeout",
+                         f"last output before the silence: {last.strip()[:300]}", **context)
+    if returncode == 0:
+        return None
     if interrupted_by is not None:
         return _interrupted(int(interrupted_by), returncode, context)
     for rule in RULES:

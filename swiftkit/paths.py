@@ -46,3 +46,20 @@ def swift_command() -> list[str]:
         return [str(here)]
     found = shutil.which("swift")
     return [found] if found else [sys.executable, "-m", "swift.cli.main"]
+
+
+def swift_command_problem():
+    """A Problem when the command that starts ms-swift cannot be started (checked before a run)."""
+    import shutil
+
+    from .errors import Problem
+
+    argv = swift_command()
+    exe = argv[0]
+    found = (Path(exe).is_file() and os.access(exe, os.X_OK)) if os.sep in exe else shutil.which(exe) is not None
+    if found:
+        return None
+    where = "SWIFTKIT_SWIFT" if os.environ.get("SWIFTKIT_SWIFT") else "PATH"
+    return Problem(f"cannot start ms-swift: {exe} (from {where}) does not exist or is not executable",
+                   fix="install ms-swift in this environment (pip install 'ms-swift>=4,<5'), or set SWIFTKIT_SWIFT "
+                       "to the command that starts it, e.g. 'python3 -m swift.cli.main'")

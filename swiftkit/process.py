@@ -47,6 +47,7 @@ class Finished:
     wall_seconds: float
     interrupted_by: int | None = None  # the signal we forwarded, if the user stopped the run
     pid: int = 0
+    stalled_after: float | None = None  # seconds of silence after which swiftkit stopped a hung child
 
 
 def child_env(env: dict[str, str]) -> dict[str, str]:
@@ -64,31 +65,99 @@ def _split_lines(buffer: bytes) -> tuple[list[bytes], bytes]:
 
 
 def supervise(argv: list[str], env: dict[str, str], log_path: Path, on_line: Callable[[str], None],
-              *, cwd: Path | None = None, grace: float = GRACE_SECONDS) -> Finished:
+              *, cwd: Path | None = None, grace: float = GRACE_SECONDS, stall_timeout: float | None = None,
+              keep_fds: tuple[int, ...] = ()) -> Finished:
+    """Run argv in its own process group, every output line to the log and to on_line. A child that
+    prints nothing for stall_timeout seconds is taken as hung and stopped (its group: SIGTERM, then
+    SIGKILL after `grace`). keep_fds: descriptors the child inherits (the run lock)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     start = time.monotonic()
-    with open(log_path, "ab") as log:
+    with _Log(log_path) as log:
         log.write(f"$ {shlex.join(argv)}\n".encode())
         proc = subprocess.Popen(argv, env=child_env(env), cwd=cwd, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                                pass_fds=keep_fds)
         stopper = _Stopper(proc, grace)
+        watchdog = _Watchdog(proc, stall_timeout, grace) if stall_timeout else None
         with stopper.installed():
-            _pump(proc, log, tail, on_line)
+            _pump(proc, log, tail, on_line, watchdog)
             returncode = proc.wait()
         _kill_group(proc.pid)  # grandchildren (torchrun ranks, workers) must not outlive the run
-    return Finished(returncode, list(tail), log_path, time.monotonic() - start, stopper.signal, proc.pid)
+    return Finished(returncode, list(tail), log_path, time.monotonic() - start, stopper.signal, proc.pid,
+                    watchdog.fired if watchdog else None)
 
 
-def _pump(proc: subprocess.Popen, log, tail, on_line) -> None:
+class _Log:
+    """The child's log file, that a full disk cannot crash: a failed write stops the logging (the output
+    still reaches the parser and the tail, which is what a diagnosis needs) instead of the supervision."""
+
+    def __init__(self, path: Path):
+        self.file = open(path, "ab")  # noqa: SIM115 - closed in __exit__
+        self.error: OSError | None = None
+
+    def __enter__(self):
+        return self
+
+    def write(self, data: bytes) -> None:
+        if self.error is None:
+            try:
+                self.file.write(data)
+                self.file.flush()
+            except OSError as err:
+                self.error = err
+
+    def flush(self) -> None:
+        pass  # every write is flushed
+
+    def __exit__(self, *exc):
+        try:
+            self.file.close()
+        except OSError as err:
+            self.error = self.error or err
+        return False
+
+
+class _Watchdog:
+    """Stops a child whose output has been silent for `timeout` seconds (a hang: a dataloader deadlock,
+    a collective that waits for a rank that is gone)."""
+
+    def __init__(self, proc: subprocess.Popen, timeout: float, grace: float):
+        self.proc, self.timeout, self.grace = proc, timeout, grace
+        self.last = time.monotonic()
+        self.fired: float | None = None
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def heard(self) -> None:
+        self.last = time.monotonic()
+
+    def _watch(self) -> None:
+        while self.proc.poll() is None:
+            silent = time.monotonic() - self.last
+            if silent >= self.timeout:
+                self.fired = round(silent, 1)
+                try:
+                    os.killpg(self.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    return
+                deadline = time.monotonic() + self.grace
+                while time.monotonic() < deadline and self.proc.poll() is None:
+                    time.sleep(0.2)
+                _kill_group(self.proc.pid)
+                return
+            time.sleep(min(1.0, self.timeout / 4))
+
+
+def _pump(proc: subprocess.Popen, log, tail, on_line, watchdog: _Watchdog | None = None) -> None:
     pending = b""
     assert proc.stdout is not None
     while True:
         chunk = proc.stdout.read1(65536) if hasattr(proc.stdout, "read1") else proc.stdout.read(4096)
         if not chunk:
             break
+        if watchdog is not None:
+            watchdog.heard()
         log.write(chunk)
-        log.flush()
         lines, pending = _split_lines(pending + chunk)
         for raw in lines:
             _emit(raw, tail, on_line)

@@ -104,8 +104,15 @@ class DatasetEntry(Strict):
         return "identity" if self.identity else (self.path or self.hub or "")
 
 
+# ms-swift 4.6's tuner_type choices (swift.arguments get_supported_tuners); `swiftkit validate` checks the
+# choice against the installed ms-swift. rank, alpha, dropout and target_modules are ms-swift's lora_* and
+# target_modules settings, which every tuner but full is given.
+Tuner = Literal["lora", "full", "adalora", "adapter", "boft", "bone", "dummy", "fourierft", "ia3", "llamapro",
+                "longlora", "lora_llm", "reft", "vera"]
+
+
 class LoraSection(Strict):
-    tuner: Literal["lora", "full"] = "lora"
+    tuner: Tuner = Field("lora", description="ms-swift tuner_type: lora, full, or another tuner ms-swift offers")
     rank: int = Field(8, gt=0)
     alpha: float = Field(32, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
@@ -149,6 +156,9 @@ class GpuSection(Strict):
 class OutputSection(Strict):
     dir: str = Field("output", description="Where runs go, relative to the recipe")
     resume: Literal["auto", "never"] = "auto"
+    stall_timeout: int | None = Field(1800, gt=0, description="Seconds without a new line of output and without "
+                                      "a new step before the run counts as stalled and is stopped (resumable); "
+                                      "null: never")
 
 
 OomStep = Literal["halve_micro_batch", "gradient_checkpointing", "shorten_max_length", "qlora", "lower_rank"]
@@ -223,7 +233,8 @@ class Recipe(Strict):
     description: str | None = None
     model: ModelSection
     identity: Identity | None = None
-    datasets: list[DatasetEntry] = Field(min_length=1)
+    datasets: list[DatasetEntry] = Field(description="Training data; [] only with swift.cached_dataset (data "
+                                         "tokenized beforehand by `swift export --to_cached_dataset`)")
     lora: LoraSection = Field(default_factory=LoraSection)
     train: TrainSection = Field(default_factory=TrainSection)
     gpu: GpuSection = Field(default_factory=GpuSection)
@@ -233,6 +244,13 @@ class Recipe(Strict):
     export: ExportSection = Field(default_factory=ExportSection)
     swift: dict[str, FlagValue] = Field(default_factory=dict,
                                         description="Any other `swift sft` flag (name without --) and its value")
+
+    @model_validator(mode="after")
+    def _some_data(self) -> "Recipe":
+        if not self.datasets and not self.swift.get("cached_dataset"):
+            raise PydanticCustomError("no_data", "datasets: must not be empty",
+                                      {"fix": "add entries under datasets: (a file, a hub id, or identity)"})
+        return self
 
     def digest(self) -> str:
         """A stable hash of what the recipe asks for (not of its formatting)."""

@@ -377,10 +377,24 @@ def test_rule_examples_quote_real_logs() -> None:
         assert probe in text, (rule.kind, fixture.group(1), probe)
 
 
+def test_a_stall_is_diagnosed_from_swiftkits_own_stop_whatever_the_output() -> None:
+    d = lp.diagnose(["step 5/12 loss 4.1", "Traceback (most recent call last):", "KeyboardInterrupt"], -15,
+                    stalled_after=30.2)
+    assert (d.kind, d.exit_code) == ("stalled", 13)
+    assert d.message.startswith("The run stalled: no output for 30 s")
+    assert d.evidence == "last output before the silence: KeyboardInterrupt"
+    assert "resumes from the last complete checkpoint" in d.hint
+
+
+def test_a_checkpoint_cut_off_by_a_full_disk_is_disk_full() -> None:
+    line = "RuntimeError: [enforce fail at inline_container.cc:672] . unexpected pos 392064 vs 391956"
+    assert lp.diagnose([line], 1).kind == "disk_full"
+
+
 def test_exit_codes_are_distinct_and_stable() -> None:
     assert lp.EXIT_CODES == {
         "unknown": 1, "cuda_oom": 3, "host_oom": 4, "bad_flag": 5, "dataset": 6,
         "model_not_found": 7, "network": 8, "disk_full": 9, "distributed": 10, "model_type": 11,
-        "export_unverified": 12, "interrupted": 130,
+        "export_unverified": 12, "stalled": 13, "interrupted": 130,
     }
     assert 2 not in lp.EXIT_CODES.values()  # swiftkit.errors.EXIT_USAGE

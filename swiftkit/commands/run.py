@@ -10,7 +10,7 @@ import os
 from dataclasses import asdict
 from pathlib import Path
 
-from .. import exports, paths, targets, verification
+from .. import exports, paths, runlock, targets, verification
 from ..ask import AskFailed
 from ..checkpoints import Checkpoint, find_runs, run_dir_from_log
 from ..checks import Checked, check
@@ -35,7 +35,16 @@ RECORD_NAME = "swiftkit-run.json"
 def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False, events: bool = False,
         do_verify: bool = True) -> int:
     checked = check(recipe, overrides=overrides)
+    missing = paths.swift_command_problem()
+    if missing is not None:
+        raise UserError([missing], headline=f"{recipe}: ms-swift cannot be started; nothing was run")
     planned = plan_for_run(checked)  # may refuse (exit 2) a run that cannot fit, before anything is written
+    with runlock.hold(checked.plan.output_dir, checked.loaded.path) as lock_fd:  # or refuse: another run has it
+        return _run(checked, planned, lock_fd, quiet=quiet, events=events, do_verify=do_verify)
+
+
+def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet: bool, events: bool,
+         do_verify: bool) -> int:
     reporter = make_reporter(quiet=quiet, events=events)
     session: Session | None = None
     try:
@@ -46,7 +55,7 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
             record.extra["memory_plan"] = planned.to_json()
             reporter.say(f"swiftkit: {planned.line()}" + (f"\n  auto: {planned.choice}" if planned.choice else ""))
         reporter.say(f"swiftkit: training {checked.loaded.path} (ms-swift {checked.catalog.version})")
-        session = Session(checked, record, reporter)
+        session = Session(checked, record, reporter, lock_fd)
         code, checkpoint = session.train(plan)
         if checkpoint is None:
             return code
@@ -99,9 +108,11 @@ def resume_plan(checked: Checked, record: RunRecord, reporter: Reporter, planned
 class Session:
     """The attempts of one run: each a supervised `swift sft`; OOM -> the next rung of the ladder."""
 
-    def __init__(self, checked: Checked, record: RunRecord, reporter: Reporter):
+    def __init__(self, checked: Checked, record: RunRecord, reporter: Reporter, lock_fd: int | None = None):
         self.checked, self.record, self.reporter = checked, record, reporter
         self.record_path: Path | None = None
+        self.keep_fds = (lock_fd,) if lock_fd is not None else ()  # the training child holds the dir too
+        self.record_failed = False
 
     def train(self, plan: Plan) -> tuple[int, Checkpoint | None]:
         tried: list[int] = []
@@ -109,7 +120,7 @@ class Session:
         while True:
             attempt = Attempt(self, plan, len(self.record.attempts) + 1)
             finished = attempt.start()
-            if finished.returncode == 0:
+            if finished.returncode == 0 and finished.stalled_after is None:
                 return attempt.succeeded(finished)
             diagnosis = attempt.failed(finished)
             change = None
@@ -164,13 +175,22 @@ class Session:
                 tried = "\n".join(f"  - {c.what}" for c in changes) or "  (nothing: on_oom allows no retry)"
                 self.reporter.say(f"swiftkit: the OOM ladder is exhausted; tried, in order:\n{tried}")
             self.reporter.say(f"  try: {hint}")
-        self.reporter.say(f"  full log: {attempt.log_path}\n  run record: {self.record_path}")
+        record = "not written (see above)" if self.record_failed else self.record_path
+        self.reporter.say(f"  full log: {attempt.log_path}\n  run record: {record}")
         return code
 
     def save(self) -> None:
+        """Write the record; where the disk is full (or the dir gone) say why on stderr, once, and go on:
+        the run, its log and its checkpoints matter more than the record."""
         if self.record_path is None:
             self.record_path = self.checked.plan.output_dir / ".swiftkit" / RECORD_NAME
-        write_record(self.record_path, self.record)
+        try:
+            write_record(self.record_path, self.record)
+        except OSError as err:
+            if not self.record_failed:
+                self.record_failed = True
+                self.reporter.say(f"swiftkit: the run record could not be written to {self.record_path}: "
+                                  f"{err.strerror or err}")
 
 
 class Attempt:
@@ -196,7 +216,8 @@ class Attempt:
                                      "resume_from": str(plan.resume_from) if plan.resume_from else None,
                                      "recipe": plan.recipe.model_dump(mode="json"), "command": redact_argv(inv.argv)})
         self.reporter.say(f"$ {inv.display()}")
-        self.finished = supervise(inv.argv, inv.env, self.log_path, self.on_line)
+        self.finished = supervise(inv.argv, inv.env, self.log_path, self.on_line,
+                                  stall_timeout=plan.recipe.output.stall_timeout, keep_fds=self.session.keep_fds)
         self.reporter.end_phase()
         return self.finished
 
@@ -245,7 +266,8 @@ class Attempt:
 
     def failed(self, finished: Finished) -> Diagnosis | None:
         self.find_run_dir(finished)
-        diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
+        diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by,
+                             stalled_after=finished.stalled_after)
         self.finish(finished, diagnosis)
         self.session.save()
         return diagnosis
@@ -257,6 +279,8 @@ class Attempt:
         run = next((r for r in find_runs(self.plan.output_dir) if r.path == self.run_dir), None)
         checkpoint = run.last_complete() if run else None
         self.record.summary = self.summary()
+        if checkpoint is not None and checkpoint.step:  # the last logged step is not the last step
+            self.record.summary["global_step"] = max(self.record.summary.get("global_step") or 0, checkpoint.step)
         self.record.finished_at = now()
         if checkpoint is None:
             self.record.status, self.record.exit_code = "failed", EXIT_FAILURE

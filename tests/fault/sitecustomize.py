@@ -5,6 +5,8 @@ torch.OutOfMemoryError with the message a real CUDA OOM prints (shared H100 log)
 per-device micro-batch is above N, as a GPU that is too small would.
 SWIFTKIT_TEST_OOM_AFTER_STEP=K: ... but only once K steps are done (so checkpoints exist to resume).
 SWIFTKIT_TEST_STEP_SLEEP=S: every training step sleeps S seconds (time to kill or interrupt a run).
+SWIFTKIT_TEST_HANG_AT_STEP=K: once K steps are done the training step never returns and prints nothing,
+as a dataloader deadlock or a collective waiting for a dead rank does.
 """
 import importlib.abc
 import importlib.util
@@ -18,6 +20,7 @@ MESSAGE = ("CUDA out of memory. Tried to allocate 354.00 MiB. GPU 0 has a total 
 LIMIT = os.environ.get("SWIFTKIT_TEST_OOM_ABOVE_MICRO_BATCH")
 AFTER = int(os.environ.get("SWIFTKIT_TEST_OOM_AFTER_STEP", "0"))
 SLEEP = float(os.environ.get("SWIFTKIT_TEST_STEP_SLEEP", "0"))
+HANG = os.environ.get("SWIFTKIT_TEST_HANG_AT_STEP")
 
 
 def _patch(module) -> None:
@@ -32,6 +35,9 @@ def _patch(module) -> None:
             raise torch.OutOfMemoryError(MESSAGE)
         if SLEEP:
             time.sleep(SLEEP)
+        if HANG and self.state.global_step >= int(HANG):
+            while True:
+                time.sleep(3600)
         return original(self, *args, **kwargs)
 
     module.Trainer.training_step = training_step
@@ -56,5 +62,5 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-if (LIMIT or SLEEP) and sys.argv[:1] and sys.argv[0].replace("\\", "/").endswith("swift/cli/sft.py"):
+if (LIMIT or SLEEP or HANG) and sys.argv[:1] and sys.argv[0].replace("\\", "/").endswith("swift/cli/sft.py"):
     sys.meta_path.insert(0, _AfterImport())

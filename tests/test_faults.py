@@ -1,0 +1,158 @@
+"""Faults a long run meets, made to happen for real in the ms-swift child (CPU, tiny model): a second
+run on the same output dir, a hang, the step count of a run whose last step is not a logged one, a
+missing `swift`, and run records or trainer states that are corrupt or cut off."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from conftest import run_cli
+from test_recovery import RECIPE, _sft_pids, _start, _wait_for_step, record_of
+
+from swiftkit import runlock
+from swiftkit.checkpoints import find_runs
+from swiftkit.resume import find_resumable
+from swiftkit.tinymodel import build_tiny_model, identity_corpus
+
+FAULT = str(Path(__file__).resolve().parent / "fault")
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A random tiny model (no general fine-tune): these faults need a run, not a good model."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model",
+                            identity_corpus([{"query": "Who are you?", "response": "I am Swift-Robot."}]))
+
+
+@pytest.fixture
+def recipe(tmp_path, model):
+    path = tmp_path / "recipe.yaml"
+    # the random tokenizer knows few words: rows are longer in its tokens than in the demo model's
+    path.write_text(RECIPE.format(model=model).replace("max_length: 128", "max_length: 1024"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def fault_env(monkeypatch):
+    def set_(**values):
+        monkeypatch.setenv("PYTHONPATH", FAULT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        for key, value in values.items():
+            monkeypatch.setenv(f"SWIFTKIT_TEST_{key}", str(value))
+    return set_
+
+
+@pytest.mark.e2e
+def test_a_second_run_on_the_same_output_dir_refuses_at_once_and_names_the_first(recipe, fault_env):
+    fault_env(STEP_SLEEP=0.7)
+    out = recipe.parent / "out"
+    first = _start(recipe)
+    try:
+        _wait_for_step(first, 1)
+        start = time.monotonic()
+        code, _, err = run_cli("run", str(recipe))
+        assert code == 2 and time.monotonic() - start < 30, err[-2000:]
+        assert f"{out} is in use by another swiftkit run (pid {first.pid} on " in err
+        assert "fix: wait for it to finish (or stop it), or give this run another output.dir" in err
+        assert "Traceback" not in err
+
+        first.kill()  # swiftkit dies; its training process trains on, and still holds the dir
+        first.wait(timeout=30)
+        assert _sft_pids(str(out)), "the training process outlives a killed swiftkit"
+        assert run_cli("run", str(recipe))[0] == 2
+    finally:
+        for pid in _sft_pids(str(out)):
+            os.kill(pid, signal.SIGKILL)
+        first.kill()
+    deadline = time.monotonic() + 30
+    while _sft_pids(str(out)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    with runlock.hold(out, recipe):  # every holder is dead: the lock is free, nothing stale is left
+        pass
+
+
+@pytest.mark.e2e
+def test_a_hung_child_is_stopped_as_stalled_and_the_run_resumes(recipe, fault_env):
+    fault_env(HANG_AT_STEP=5)
+    text = recipe.read_text().replace("output: {dir: out}", "output: {dir: out, stall_timeout: 10}")
+    recipe.write_text(text)
+    start = time.monotonic()
+    code, _, err = run_cli("run", str(recipe))
+    assert code == 13, err[-3000:]
+    assert time.monotonic() - start < 240
+    assert "swiftkit: The run stalled: no output for 1" in err and "so swiftkit stopped it" in err
+    assert "try: run again: it resumes from the last complete checkpoint" in err
+    out = recipe.parent / "out"
+    time.sleep(0.5)
+    assert _sft_pids(str(out)) == [], "the hung process group is stopped"
+    record = record_of(out)
+    assert record["status"] == "failed" and record["exit_code"] == 13
+    assert record["diagnosis"]["kind"] == "stalled"
+
+    os.environ.pop("SWIFTKIT_TEST_HANG_AT_STEP")
+    code, _, err = run_cli("run", str(recipe))
+    assert code == 0, err[-3000:]
+    assert "resuming the unfinished run from" in err and "checkpoint-4 (step 4)" in err
+
+
+@pytest.mark.e2e
+def test_the_summary_counts_the_last_step_not_the_last_logged_one(recipe):
+    text = recipe.read_text().replace("logging_steps: 1", "logging_steps: 5").replace("epochs: 4", "epochs: 3")
+    recipe.write_text(text.replace("save_steps: 2", "save_steps: 100"))  # 3 epochs x 3 steps = 9 steps
+    code, _, err = run_cli("run", str(recipe))
+    assert code == 0, err[-3000:]
+    record = record_of(recipe.parent / "out")
+    assert record["summary"]["global_step"] == 9 and record["checkpoint"].endswith("checkpoint-9")
+    assert "  steps 9, final loss" in err
+
+    # the same run's files, corrupted: clear errors or safe behaviour, never a traceback
+    run_dir = Path(record["run_dir"])
+    (run_dir / "swiftkit-run.json").write_text('{"schema": 1, "status": "succ', encoding="utf-8")
+    code, out, err = run_cli("checkpoints", str(recipe.parent / "out"))
+    assert code == 0 and "checkpoint-9" in out and "complete" in out
+    code, _, err = run_cli("verify", str(run_dir / "checkpoint-9"), "--no-retention")
+    assert code == 2 and "run record is not valid JSON" in err and "Traceback" not in err
+    assert "fix: restore it or delete it" in err
+    assert find_resumable(recipe.parent / "out", "any") is None  # an unreadable record is never resumed
+    (run_dir / "checkpoint-9" / "trainer_state.json").write_text('{"global_step": 9, "log_hi', encoding="utf-8")
+    code, out, _ = run_cli("checkpoints", str(recipe.parent / "out"))
+    assert code == 0 and "INCOMPLETE: trainer_state.json: not valid JSON (cut short?)" in out
+
+
+def test_a_missing_swift_is_a_clear_error(recipe, monkeypatch, tmp_path):
+    monkeypatch.setenv("SWIFTKIT_SWIFT", str(tmp_path / "no-such-swift"))
+    code, _, err = run_cli("run", str(recipe))
+    assert code == 2, err[-2000:]
+    assert "Traceback" not in err
+    assert "no-such-swift" in err and "SWIFTKIT_SWIFT" in err
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_the_disk_filling_up_during_training_is_diagnosed_and_the_last_checkpoint_kept(recipe, tmp_path):
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    # room for the data, the logs and two checkpoints of ~0.9 MB each: the third save fills it
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2600k", "tmpfs", str(disk)], check=True)
+    try:
+        recipe.write_text(recipe.read_text().replace("output: {dir: out}", f"output: {{dir: {disk}}}"))
+        code, _, err = run_cli("run", str(recipe))
+        assert code == 9, err[-3000:]
+        assert "Traceback" not in err.split("evidence:")[0]
+        assert "swiftkit: The disk is full" in err or "No space left on device" in err
+        runs = find_runs(disk)
+        last = runs[-1].last_complete()
+        assert last is not None and last.step in (2, 4), [c.path for c in runs[-1].checkpoints]
+        written = (runs[-1].path / "swiftkit-run.json").is_file()
+        record = json.loads((runs[-1].path / "swiftkit-run.json").read_text()) if written else None
+        if record is not None and record["status"] == "failed":
+            assert record["diagnosis"]["kind"] == "disk_full"
+        else:
+            assert "the run record could not be written to" in err and "No space left on device" in err
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
