@@ -236,7 +236,7 @@ def check_flags(checked: Checked) -> list[Problem]:
     for key in loaded.recipe.swift:
         name = key[2:] if key.startswith("--") else key
         dest = cat.options("sft").get(f"--{name}", {}).get("dest")
-        if name in FORBIDDEN_FLAGS:
+        if name in FORBIDDEN_FLAGS and not _loads_self_cognition(loaded):
             out.append(loaded.problem(f"--{name} is not allowed here", ("swift", key), FORBIDDEN_FLAGS[name],
                                       at_key=True))
         elif dest in managed:
@@ -245,6 +245,14 @@ def check_flags(checked: Checked) -> list[Problem]:
     for verb, inv in invocations.items():
         out += _check_argv(inv, verb, cat, loaded)
     return unique(out)
+
+
+def _loads_self_cognition(loaded: LoadedRecipe) -> bool:
+    """--model_name/--model_author fill the hub dataset swift/self-cognition, where the recipe keeps it (a subset
+    or hub the identity dataset does not reproduce)."""
+    from .import_table import SELF_COGNITION
+
+    return any(d.hub and SELF_COGNITION.match(d.hub) for d in loaded.recipe.datasets)
 
 
 def _managed_dests(sft: Invocation, cat: Catalog) -> dict[str, str]:

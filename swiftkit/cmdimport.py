@@ -2,25 +2,31 @@
 
 The inverse of `render.render_sft`. Input is what people paste from tutorials and their own
 scripts: ms-swift 2.x/3.x/4.x flag spellings, env prefixes, `\\`-continuations, comments,
-redirections, other commands around the one that trains. Nothing here reads files or imports
-ms-swift: flags swiftkit has no recipe key for go to the `swift:` escape hatch verbatim, and
-`swiftkit validate` checks them against the installed ms-swift.
+redirections, other commands around the one that trains (import_shell.py finds it). Which flag
+becomes which recipe key is data (import_table.py). Nothing here reads files or imports ms-swift:
+flags swiftkit has no recipe key for go to the `swift:` escape hatch verbatim, and
+`swiftkit validate` checks them against the installed ms-swift. What a recipe cannot express is
+refused with the reason, never imported as a different run.
 """
 from __future__ import annotations
 
 import math
-import re
-import shlex
 import textwrap
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import yaml
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from .errors import UserError
+from .import_shell import (VARIABLE, Flags, SftCommand, expand_variables, find_sft_command, parse_flags,
+                           refuse_unreadable, split_commands, translate_renamed)
+from .import_table import (BOOL_FLAGS, DTYPE_ALIASES, EVAL_SETS, NEGATED, NULLABLE_PASSTHROUGH, OTHER_TRAIN_DATA,
+                           SELF_COGNITION, SIMPLE, dataset_entry, flag_value, one_or_list, scalar, why_not_identity)
 from .recipe import Recipe, looks_like_hub_id
-from .swift_flags import MODEL_TYPE_RENAMES, REMOVED, RENAMED
+from .swift_flags import MODEL_TYPE_RENAMES
+
+__all__ = ["ImportResult", "SELF_COGNITION", "SftCommand", "find_sft_command", "import_command", "scalar",
+           "split_commands", "to_yaml"]
 
 DEFAULT_SCHEMA = "./recipe.schema.json"
 
@@ -28,17 +34,8 @@ DEFAULT_SCHEMA = "./recipe.schema.json"
 # schema's defaults; the importer writes them out so the recipe trains like the command did.
 SWIFT_DEFAULT_EPOCHS = 3
 SWIFT_DEFAULT_WARMUP_RATIO = 0.0
-SWIFT_DEFAULT_LR = {"lora": 1e-4, "full": 1e-5}
+SWIFT_DEFAULT_LR = {"full": 1e-5}  # every other tuner: 1e-4, the recipe's default too
 SWIFT_BATCH_TARGET = 16  # gradient_accumulation_steps unset -> ceil(16 / micro / world)
-
-ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
-VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
-REDIRECT = re.compile(r"(?:\d*|&)(?:>>|>&|>|<&|<)")
-SELF_COGNITION = re.compile(r"^(?:(?:swift|modelscope)/)?self-cognition(?::([\w-]+))?(?:#(\d+))?$")
-PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
-# Words before the program that do not change it: wrappers, and shell keywords that start a command
-# (`if ...; then swift sft ...`).
-WRAPPERS = {"nohup", "time", "exec", "command", "env", "then", "do", "else", "{", "!"}
 LAUNCH_ENV = {"CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE", "NNODES"}
 
 
@@ -46,316 +43,6 @@ LAUNCH_ENV = {"CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE", "NNODES"}
 class ImportResult:
     recipe: dict[str, Any]
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class SftCommand:
-    env: dict[str, str]  # assignments in effect for the command (prefix and earlier `export`s)
-    args: list[str]  # the words after `sft`
-    variables: dict[str, str] = field(default_factory=dict)  # every assignment, exported or not
-    others: int = 0  # further `swift sft` commands in the script (ignored)
-
-
-# -- shell text -> simple commands --------------------------------------------------------------
-
-def split_commands(text: str) -> list[str]:
-    """Shell text -> one string per simple command, quotes intact for shlex.
-
-    Done by hand because shlex's comment handling is not the shell's: it would cut
-    `org/name#500` at the '#'. Continuations, comments and redirections are removed;
-    newlines, `;`, `|`, `&&`, `||` and `&` end a command."""
-    text = text.replace("\r\n", "\n")
-    commands, current, i = [], "", 0
-    while i < len(text):
-        c, word_start = text[i], not current or current[-1] in " \t"
-        if c == "\\":
-            current += "" if text[i + 1:i + 2] == "\n" else text[i:i + 2]
-            i += 2
-        elif c in "'\"":
-            end = _quote_end(text, i)
-            current += text[i:end].replace("\\\n", "") if c == '"' else text[i:end]
-            i = end
-        elif c == "#" and word_start:
-            i = text.find("\n", i) if "\n" in text[i:] else len(text)
-        elif word_start and REDIRECT.match(text, i):
-            i = _skip_word(text, _skip_blanks(text, REDIRECT.match(text, i).end()))
-        elif c in "\n;|&":
-            commands.append(current)
-            current, i = "", i + (2 if text[i:i + 2] in ("&&", "||") else 1)
-        else:
-            current += c
-            i += 1
-    commands.append(current)
-    return [c.strip() for c in commands if c.strip()]
-
-
-def _quote_end(text: str, start: int) -> int:
-    quote, i = text[start], start + 1
-    while i < len(text):
-        if text[i] == "\\" and quote == '"':
-            i += 2
-        elif text[i] == quote:
-            return i + 1
-        else:
-            i += 1
-    line = text.count("\n", 0, start) + 1
-    raise UserError.one(f"unterminated {quote} quote starting on line {line} of the command",
-                        fix="close the quote (a value with spaces needs matching quotes)")
-
-
-def _skip_blanks(text: str, i: int) -> int:
-    while i < len(text) and text[i] in " \t":
-        i += 1
-    return i
-
-
-def _skip_word(text: str, i: int) -> int:
-    while i < len(text) and text[i] not in " \t\n;|&":
-        i = _quote_end(text, i) if text[i] in "'\"" else i + (2 if text[i] == "\\" else 1)
-    return i
-
-
-# -- finding the swift sft command ------------------------------------------------------------------
-
-def find_sft_command(text: str) -> SftCommand:
-    """The first `swift sft` of a script, with the environment it runs in."""
-    variables: dict[str, str] = {}  # every assignment, for $VAR in flag values
-    exported: dict[str, str] = {}  # what child processes (ms-swift) see
-    found: list[str] = []
-    sft: SftCommand | None = None
-    for raw in split_commands(text):
-        prefix, words = _leading_assignments(_split_words(raw), variables)
-        if not words or words[0] == "export":
-            _assign(prefix, words[1:], variables, exported)
-            continue
-        words = _strip_wrappers(words, prefix, variables)
-        launch = _swift_verb(words)
-        found.append(shlex.join(words[:3]) + (" ..." if len(words) > 3 else ""))
-        if launch and launch[0] == "sft":
-            if sft is None:
-                sft = SftCommand({**exported, **prefix}, launch[1], variables={**variables, **prefix})
-            else:
-                sft.others += 1
-    if sft is None:
-        raise _no_sft(found)
-    return sft
-
-
-def _split_words(raw: str) -> list[str]:
-    try:
-        return shlex.split(raw)
-    except ValueError as exc:
-        raise UserError.one(f"cannot split the command into words: {exc}: {raw[:80]}",
-                            fix="check its quotes") from None
-
-
-def _leading_assignments(words: list[str], variables: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """`A=1 B=$A cmd ...` -> ({A: 1, B: 1}, [cmd, ...]); values expanded from earlier assignments."""
-    env: dict[str, str] = {}
-    while words and ASSIGNMENT.match(words[0]):
-        name, value = ASSIGNMENT.match(words[0]).groups()
-        env[name] = expand(value, {**variables, **env})
-        words = words[1:]
-    return env, words
-
-
-def _assign(prefix: dict[str, str], export: list[str], variables: dict[str, str],
-            exported: dict[str, str]) -> None:
-    """`A=1` sets a shell variable; `export A=1` and `export A` also hand it to child processes."""
-    variables.update(prefix)
-    for word in export:
-        name, eq, value = word.partition("=")
-        if eq:
-            variables[name] = expand(value, variables)
-        if name in variables:
-            exported[name] = variables[name]
-
-
-def _strip_wrappers(words: list[str], env: dict[str, str], variables: dict[str, str]) -> list[str]:
-    # `nohup swift sft ...`, `env A=1 swift sft ...`
-    while words and words[0] in WRAPPERS:
-        more, words = _leading_assignments(words[1:], variables)
-        env.update(more)
-    return words
-
-
-def expand(value: str, variables: dict[str, str], unknown: set[str] | None = None) -> str:
-    """`$NAME` and `${NAME}` set earlier in the script -> their values; others are kept as written."""
-    def one(match: re.Match) -> str:
-        var = match.group(1) or match.group(2)
-        if var in variables:
-            return variables[var]
-        if unknown is not None:
-            unknown.add(var)
-        return match.group(0)
-
-    return VARIABLE.sub(one, value)
-
-
-def _swift_verb(words: list[str]) -> tuple[str, list[str]] | None:
-    """(verb, its arguments) for `swift VERB`, `python -m swift.cli.main VERB`, `python -m swift.cli.VERB`
-    and `python .../swift/cli/VERB.py` (what `swift` itself runs); None for any other command."""
-    if not words:
-        return None
-    program = words[0].rsplit("/", 1)[-1]
-    if program == "swift":
-        return (words[1], words[2:]) if len(words) > 1 else ("", [])
-    if not PYTHON.match(program):
-        return None
-    rest = [w for w in words[1:] if w not in ("-u", "-B", "-O", "-OO")]
-    if len(rest) >= 2 and rest[0] == "-m" and rest[1].startswith("swift.cli."):
-        module = rest[1][len("swift.cli."):]
-        return _main_or_verb(module, rest[2:])
-    if rest and re.search(r"(^|/)swift/cli/\w+\.py$", rest[0]):
-        return _main_or_verb(rest[0].rsplit("/", 1)[-1][:-3], rest[1:])
-    return None
-
-
-def _main_or_verb(module: str, rest: list[str]) -> tuple[str, list[str]]:
-    if module == "main":
-        return (rest[0], rest[1:]) if rest else ("", [])
-    return module, rest
-
-
-def _no_sft(found: list[str]) -> UserError:
-    expected = ("expected a `swift sft ...` command (or `python -m swift.cli.main sft ...`), "
-                "optionally after other lines of a script")
-    if not found:
-        return UserError.one(f"no command found in the input: {expected}",
-                             fix="paste the training command, e.g. `swift sft --model Qwen/Qwen2.5-7B-Instruct ...`")
-    shown = "; ".join(f"`{f}`" for f in found[:4]) + ("; ..." if len(found) > 4 else "")
-    swift = next((f for f in found if f.startswith("swift ") or "swift.cli" in f), None)
-    fix = ("swiftkit import reads the training command; a recipe renders infer and export itself"
-           if swift else "paste the script or line that runs `swift sft`")
-    return UserError.one(f"no `swift sft` command in the input (found {shown}): {expected}", fix=fix)
-
-
-# -- words -> flags -------------------------------------------------------------------------------
-
-Flags = dict[str, list[str]]
-
-
-def parse_flags(args: list[str], notes: list[str]) -> Flags:
-    """`--name v1 v2`, `--name=v`, `--dash-name` -> {name: [values]}; later repeats win, as in argparse."""
-    flags: Flags = {}
-    name: str | None = None
-    for word in args:
-        if word.startswith("--") and len(word) > 2:
-            key, eq, value = word[2:].partition("=")
-            name = key.replace("-", "_")
-            if name in flags:
-                notes.append(f"--{name} is given twice; the last one wins (as in ms-swift)")
-            flags[name] = [value] if eq else []
-        elif name is None:
-            notes.append(f"dropped {word!r}: `swift sft` takes no positional arguments")
-        else:
-            flags[name].append(word)
-    return flags
-
-
-def expand_variables(flags: Flags, variables: dict[str, str], notes: list[str]) -> Flags:
-    """Flag values with the script's variables filled in; unset ones are kept with a note."""
-    unknown: set[str] = set()
-    out = {name: [expand(v, variables, unknown) for v in values] for name, values in flags.items()}
-    if unknown:
-        notes.append(f"kept {', '.join('$' + v for v in sorted(unknown))} verbatim: not set in the script; "
-                     "replace with the value")
-    return out
-
-
-def translate_renamed(flags: Flags, notes: list[str]) -> Flags:
-    """Old spellings -> ms-swift 4 names (swift_flags.RENAMED); removed flags dropped (REMOVED)."""
-    out: Flags = {}
-    for name, values in flags.items():
-        if name in REMOVED:
-            notes.append(f"dropped --{name}: {REMOVED[name]}")
-        elif name in RENAMED:
-            new, why = RENAMED[name]
-            notes.append(why)
-            out[new] = values
-        else:
-            out[name] = values
-    return out
-
-
-# -- values ---------------------------------------------------------------------------------------
-
-INT = re.compile(r"^[-+]?\d+$")
-FLOAT = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
-
-
-def scalar(text: str) -> str | int | float | bool:
-    """A flag value as YAML should hold it: int/float/bool when clearly one, else the string."""
-    if text.lower() in ("true", "false"):
-        return text.lower() == "true"
-    if INT.match(text):
-        return int(text)
-    if FLOAT.match(text):
-        return float(text)
-    return text
-
-
-def _number(text: str) -> int | float | str:
-    value = scalar(text)
-    if isinstance(value, float) and value.is_integer() and "e" not in text.lower():
-        return int(value)
-    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else text
-
-
-def _integer(text: str) -> int | str:
-    value = _number(text)
-    return value if isinstance(value, int) else text
-
-
-def _flag_value(values: list[str]) -> Any:
-    """The escape-hatch form: no value -> true (a bare switch), one -> scalar, several -> list."""
-    if not values:
-        return True
-    converted = [scalar(v) for v in values]
-    return converted[0] if len(converted) == 1 else converted
-
-
-def _bool(text: str) -> bool | str:
-    value = scalar(text)
-    return value if isinstance(value, bool) else text
-
-
-def _one_or_list(values: list[str]) -> str | list[str]:
-    return values[0] if len(values) == 1 else values
-
-
-# flag -> (section, key, converter of the single value)
-Convert = Callable[[str], Any]
-SIMPLE: dict[str, tuple[str, str, Convert]] = {
-    "model": ("model", "id", str),
-    "template": ("model", "template", str),
-    "torch_dtype": ("model", "dtype", str),
-    "tuner_type": ("lora", "tuner", str),
-    "lora_rank": ("lora", "rank", _integer),
-    "lora_alpha": ("lora", "alpha", _number),
-    "lora_dropout": ("lora", "dropout", _number),
-    "num_train_epochs": ("train", "epochs", _number),
-    "max_steps": ("train", "max_steps", _integer),
-    "learning_rate": ("train", "learning_rate", _number),
-    "warmup_ratio": ("train", "warmup_ratio", _number),
-    "lr_scheduler_type": ("train", "scheduler", str),
-    "per_device_train_batch_size": ("train", "micro_batch_size", _integer),
-    "gradient_accumulation_steps": ("train", "gradient_accumulation", _integer),
-    "max_length": ("train", "max_length", _integer),
-    "gradient_checkpointing": ("train", "gradient_checkpointing", _bool),
-    "seed": ("train", "seed", _integer),
-    "save_steps": ("train", "save_steps", _integer),
-    "save_total_limit": ("train", "save_total_limit", _integer),
-    "logging_steps": ("train", "logging_steps", _integer),
-    "eval_steps": ("train", "eval_steps", _integer),
-    "split_dataset_ratio": ("train", "eval_split", _number),
-    "system": ("train", "system", str),
-    "output_dir": ("output", "dir", str),
-}
-# Bool flags whose bare form means true (`--gradient_checkpointing`), and their `--no_*` switches.
-BOOL_FLAGS = {"gradient_checkpointing"}
-NEGATED = {"no_gradient_checkpointing": "gradient_checkpointing", "no_check_model": "check_model"}
-DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
 # -- flags -> recipe ------------------------------------------------------------------------------
@@ -366,7 +53,7 @@ class _Builder:
     def __init__(self, flags: Flags, env: dict[str, str], notes: list[str]):
         self.flags, self.env, self.notes = flags, env, notes
         self.r: dict[str, dict[str, Any]] = {k: {} for k in ("model", "identity", "lora", "train", "gpu", "output")}
-        self.datasets: list[str] = []
+        self.datasets: list[str | dict[str, Any]] = []
         self.swift: dict[str, Any] = {}
 
     def set(self, section: str, key: str, value: Any) -> None:
@@ -403,23 +90,30 @@ class _Builder:
                                   f"{section}.{key}")
                 self.set(section, key, values)
                 continue
-            self.set(section, key, convert(values[0]))
+            self._set_or_pass(name, section, key, convert(values[0]), values)
         self._tuner_and_modules()
         dtype = self.r["model"].get("dtype")
         if dtype in DTYPE_ALIASES:
             self.set("model", "dtype", DTYPE_ALIASES[dtype])
 
+    def _set_or_pass(self, name: str, section: str, key: str, value: Any, values: list[str]) -> None:
+        """A value the recipe key cannot hold, where null leaves the setting to ms-swift, goes under swift:."""
+        if (section, key) in NULLABLE_PASSTHROUGH and not _fits(section, key, value):
+            self.set(section, key, None)
+            self.swift[name] = flag_value(values)
+            self.notes.append(f"--{name} {' '.join(values)} is not a value {section}.{key} takes: kept under "
+                              f"swift: as written, with {section}.{key}: null")
+            return
+        self.set(section, key, value)
+
     def _tuner_and_modules(self) -> None:
         if "target_modules" in self.flags:
-            self.set("lora", "target_modules", _one_or_list(self.flags.pop("target_modules")) or "all-linear")
-        tuner = self.r["lora"].get("tuner")
-        if tuner is not None and tuner not in ("lora", "full"):
-            self.notes.append(f"tuner {tuner!r}: recipes train `lora` or `full`; validation will reject it")
+            self.set("lora", "target_modules", one_or_list(self.flags.pop("target_modules")) or "all-linear")
 
     def _model_type(self) -> None:
         if "model_type" not in self.flags:
             return
-        model_type = _one_or_list(self.flags.pop("model_type"))
+        model_type = one_or_list(self.flags.pop("model_type"))
         if isinstance(model_type, str) and model_type in MODEL_TYPE_RENAMES:
             new_type, template = MODEL_TYPE_RENAMES[model_type]
             self.notes.append(f"model_type {model_type} (ms-swift 3) is model_type {new_type} with template "
@@ -489,37 +183,35 @@ class _Builder:
     # -- datasets and identity --
     def _datasets(self) -> None:
         name, author = self.flags.pop("model_name", None), self.flags.pop("model_author", None)
-        identity_used = False
-        for value in self.flags.pop("dataset", []):
+        values = self.flags.pop("dataset", [])
+        cognition = [v for v in values if SELF_COGNITION.match(v)]
+        why_hub = why_not_identity(cognition, name, author)
+        for value in values:
             match = SELF_COGNITION.match(value)
-            if match and (name or author):
-                identity_used = True
+            if match and not why_hub:
                 self.datasets.append("identity" + (f"#{match.group(2)}" if match.group(2) else ""))
-                if match.group(1):
-                    self.notes.append(f"subset :{match.group(1)} of {value} is not reproduced: swiftkit's identity "
-                                      "data has no think prefix; add it to an identity template if needed")
             else:
-                if match:
-                    self.notes.append(f"{value} without --model_name/--model_author keeps its {{{{NAME}}}} and "
-                                      "{{AUTHOR}} placeholders; use the `identity` dataset with an identity: section")
-                self.datasets.append(value)
-        if identity_used:
+                self.datasets.append(dataset_entry(value))
+        if cognition and not why_hub:
             self._identity(name, author)
+        elif cognition and (name or author):
+            for flag, given in (("model_name", name), ("model_author", author)):
+                if given:
+                    self.swift[flag] = flag_value(given)
+            self.notes.append(f"kept {', '.join(cognition)} from the hub, filled by --model_name/--model_author "
+                              f"under swift:, because {why_hub}")
+        elif cognition:
+            self.notes.append(f"{cognition[0]} without --model_name/--model_author keeps its {{{{NAME}}}} and "
+                              "{{AUTHOR}} placeholders; use the `identity` dataset with an identity: section")
         elif name or author:
             given = " and ".join(f for f, v in (("--model_name", name), ("--model_author", author)) if v)
             self.notes.append(f"dropped {given}: they only fill the hub dataset swift/self-cognition, "
                               "which this command does not use")
-        if not self.datasets:
+        if not self.datasets and not any(f in self.flags for f in OTHER_TRAIN_DATA):
             self.notes.append("the command has no --dataset: add entries under datasets:")
 
-    def _identity(self, name: list[str] | None, author: list[str] | None) -> None:
+    def _identity(self, name: list[str], author: list[str]) -> None:
         for key, values in (("name", name), ("author", author)):
-            if not values:
-                self.notes.append(f"no --model_{key}: ms-swift would have left {{{{{key.upper()}}}}} in the data; "
-                                  f"fill in identity.{key}")
-                continue
-            if len(values) > 2:
-                self.notes.append(f"--model_{key} takes a zh and an en form; ignored {' '.join(values[2:])}")
             self.set("identity", key, {"zh": values[0], "en": values[1] if len(values) > 1 else values[0]})
         self.notes.append("swift/self-cognition became the `identity` dataset: --model_name/--model_author fill "
                           "{{NAME}}/{{AUTHOR}} only in that hub dataset and do nothing for local data, so swiftkit "
@@ -558,9 +250,10 @@ class _Builder:
         if steps is None or train.get("eval_split"):
             return
         train.pop("eval_steps")
-        if "val_dataset" in self.flags:
+        given = [f"--{f}" for f in EVAL_SETS if f in self.flags]
+        if given:
             self.swift["eval_steps"] = steps
-            self.notes.append("eval_steps went under swift: because the eval data comes from --val_dataset "
+            self.notes.append(f"eval_steps went under swift: because the eval data comes from {given[0]} "
                               "(train.eval_steps is for train.eval_split)")
             return
         self.notes.append(f"dropped --eval_steps {steps}: without --split_dataset_ratio or --val_dataset there is "
@@ -571,7 +264,7 @@ class _Builder:
     def _defaults(self) -> None:
         """ms-swift defaults the schema would otherwise replace: written out, or noted where it cannot."""
         train, tuner = self.r["train"], self.r["lora"].get("tuner", "lora")
-        if "learning_rate" not in train and tuner in SWIFT_DEFAULT_LR and SWIFT_DEFAULT_LR[tuner] != 1e-4:
+        if "learning_rate" not in train and tuner in SWIFT_DEFAULT_LR:
             train["learning_rate"] = SWIFT_DEFAULT_LR[tuner]
             self.notes.append(f"no --learning_rate: ms-swift's default for {tuner} ({train['learning_rate']}), "
                               "written out")
@@ -604,7 +297,7 @@ class _Builder:
     def _escape_hatch(self) -> None:
         self._managed_by_swiftkit()
         for name, values in self.flags.items():
-            self.swift[name] = _flag_value(values)
+            self.swift[name] = flag_value(values)
         if self.swift:
             self.notes.append(f"{len(self.swift)} flag(s) with no recipe key kept under swift: "
                               f"({', '.join(self.swift)}); `swiftkit validate` checks them against ms-swift")
@@ -635,8 +328,8 @@ class _Builder:
             "imported from a swift sft command"
 
     def _relative_paths(self) -> None:
-        local = [d.partition("#")[0] for d in self.datasets
-                 if d.partition("#")[0] != "identity" and not looks_like_hub_id(d.partition("#")[0])]
+        sources = [d.partition("#")[0] for d in self.datasets if isinstance(d, str)]  # the long form is a hub id
+        local = [s for s in sources if s != "identity" and not looks_like_hub_id(s)]
         model = self.r["model"].get("id")
         if isinstance(model, str) and not looks_like_hub_id(model):
             local.insert(0, model)
@@ -646,6 +339,15 @@ class _Builder:
         if relative:
             self.notes.append(f"relative paths ({', '.join(relative)}) are read relative to the recipe file, not to "
                               "the directory the command ran in: save the recipe there, or adjust them")
+
+
+def _fits(section: str, key: str, value: Any) -> bool:
+    model = _section_model(Recipe.model_fields[section].annotation)
+    try:
+        model.__pydantic_validator__.validate_assignment(model.model_construct(), key, value)
+    except ValidationError:
+        return False
+    return True
 
 
 def ordered(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -681,6 +383,7 @@ def import_command(text: str) -> ImportResult:
     flags = parse_flags(command.args, notes)
     flags = expand_variables(flags, command.variables, notes)
     flags = translate_renamed(flags, notes)
+    refuse_unreadable(flags)
     # Variables the script itself uses (`$MODEL`) are not settings the run needs from the environment.
     used = {m.group(1) or m.group(2) for m in VARIABLE.finditer(text)}
     env = {k: v for k, v in command.env.items() if k not in used or k in LAUNCH_ENV}

@@ -150,6 +150,8 @@ def plan_memory(shape: Shape, setup: Setup) -> MemoryPlan:
         notes.append("a full fine-tune (not measured)")
     else:
         trainable = n * 16  # float32 parameter, gradient, two AdamW moments
+        if setup.tuner != "lora":
+            notes.append(f"the {setup.tuner} tuner, planned as LoRA of the same rank (not measured)")
     tokens = setup.micro_batch * setup.tokens
     per_layer = activation_bytes_per_layer_token(shape, setup) * ACTIVATION_SCALE
     if setup.gradient_checkpointing:

@@ -199,11 +199,11 @@ def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> 
         # sft otherwise asks the hub whether a local model is current (~7 s offline); infer/export lack the flag
         args.add("check_model", False, ("model", "id"))
     args.add("tuner_type", lora.tuner, ("lora", "tuner"))
-    args.add("dataset", plan.datasets, ("datasets",))
+    args.add("dataset", plan.datasets or None, ("datasets",))  # none: swift.cached_dataset
     args.add("num_train_epochs", t.epochs, ("train", "epochs"))
     args.add("max_steps", t.max_steps, ("train", "max_steps"))
     args.add("learning_rate", t.learning_rate, ("train", "learning_rate"))
-    if lora.tuner == "lora":
+    if lora.tuner != "full":  # ms-swift's lora_* settings, read by lora and the tuners built on it
         args.add("lora_rank", lora.rank, ("lora", "rank"))
         args.add("lora_alpha", lora.alpha, ("lora", "alpha"))
         args.add("lora_dropout", lora.dropout, ("lora", "dropout"))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from swiftkit.checks import check, planned_invocations
 from swiftkit.cmdimport import find_sft_command, import_command, to_yaml
 from swiftkit.commands.import_ import import_
 from swiftkit.errors import UserError
+from swiftkit.recipe import Recipe
 from swiftkit.swift_flags import RENAMED
 
 # The ms-swift 3.x command of the Qwen2.5-7B self-cognition blog posts, as people keep it in a script.
@@ -367,3 +369,72 @@ def test_warmup_steps_gets_a_zero_ratio():
     result = import_command("swift sft --model a/b --dataset c/d --warmup_steps 10")
     assert result.recipe["train"]["warmup_ratio"] == 0 and result.recipe["swift"] == {"warmup_steps": 10}
     assert any("--warmup_steps sets the warmup" in n for n in result.notes)
+
+
+# -- what ms-swift's own examples use (tests/test_cmdimport_corpus.py runs all of them) ---------------------
+
+def test_shell_arithmetic_is_evaluated():
+    script = ("nproc_per_node=2\nNPROC_PER_NODE=$nproc_per_node swift sft --model a/b --dataset c/d "
+              "--gradient_accumulation_steps $(expr 16 / $nproc_per_node) --per_device_train_batch_size $((9 / 2))")
+    train = import_command(script).recipe["train"]
+    assert train["gradient_accumulation"] == 8 and train["micro_batch_size"] == 4
+
+
+@pytest.mark.parametrize("text, message", [
+    ("swift sft --model a/b --dataset c/d --max_length $(cat len.txt)", "command substitution"),
+    ("swift sft examples/train/sft.yaml", "reads its options from a config file"),
+    ("swift sft --model a/b --dataset '<your-dataset>'", "--dataset <your-dataset> is a placeholder"),
+])
+def test_what_cannot_be_read_is_refused(text, message):
+    with pytest.raises(UserError, match=re.escape(message)) as exc:
+        import_command(text)
+    assert "fix:" in exc.value.format()
+
+
+def test_hub_prefixes_and_subsets_keep_their_meaning():
+    r = import_command("swift sft --model a/b --dataset 'HF::linxy/LaTeX_OCR:full#20000' MS::org/x org/y:a/b#5 "
+                       "org/z:sub#3").recipe
+    assert r["datasets"] == [{"hub": "HF::linxy/LaTeX_OCR:full", "samples": 20000}, {"hub": "MS::org/x"},
+                             {"hub": "org/y:a/b", "samples": 5}, "org/z:sub#3"]
+    Recipe.model_validate(r)
+
+
+@pytest.mark.parametrize("datasets, names, why", [
+    ("swift/self-cognition:empty_think#600", "--model_name 小黄 'Xiao Huang' --model_author swift", "subset :empty_think"),
+    ("swift/self-cognition#600", "--model_name robot", "no --model_author"),
+    ("HF::swift/self-cognition", "--model_name robot --model_author swift", "names the hub"),
+])
+def test_self_cognition_the_identity_cannot_reproduce_stays_on_the_hub(datasets, names, why):
+    result = import_command(f"swift sft --model a/b --dataset {datasets} {names}")
+    r = result.recipe
+    assert "identity" not in r and r["swift"]["model_name"] in (["小黄", "Xiao Huang"], "robot")
+    assert any(why in n for n in result.notes)
+    Recipe.model_validate(r)
+
+
+def test_save_total_limit_minus_one_keeps_every_checkpoint():
+    r = import_command("swift sft --model a/b --dataset c/d --save_total_limit -1").recipe
+    assert r["train"]["save_total_limit"] is None and r["swift"] == {"save_total_limit": -1}
+
+
+@pytest.mark.parametrize("tuner", ["adalora", "adapter", "boft", "bone", "fourierft", "ia3", "llamapro",
+                                   "longlora", "lora_llm", "reft", "vera"])
+def test_every_ms_swift_tuner_imports(tuner):
+    r = import_command(f"swift sft --model a/b --dataset c/d --tuner_type {tuner} --lora_rank 16 "
+                       "--galore_rank 64 --use_galore true").recipe
+    assert r["lora"]["tuner"] == tuner and r["lora"]["rank"] == 16
+    assert "learning_rate" not in r["train"]  # ms-swift's 1e-4 for every tuner but full is the recipe's default
+    assert r["swift"] == {"galore_rank": 64, "use_galore": True}
+    Recipe.model_validate(r)
+
+
+def test_cached_dataset_needs_no_dataset():
+    result = import_command("swift sft --model a/b --cached_dataset ./cache/train --cached_val_dataset ./cache/val "
+                            "--eval_steps 20")
+    r = result.recipe
+    assert r["datasets"] == [] and r["swift"] == {"eval_steps": 20, "cached_dataset": "./cache/train",
+                                                  "cached_val_dataset": "./cache/val"}
+    assert not any("no --dataset" in n for n in result.notes)
+    Recipe.model_validate(r)
+    with pytest.raises(ValueError, match="datasets: must not be empty"):
+        Recipe.model_validate({**r, "swift": {}})
