@@ -2,6 +2,7 @@
 probes, and the general rows held out for eval loss. Part of checks.check's one report."""
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -83,6 +84,16 @@ def plan_holdout(loaded: LoadedRecipe, general: list[tuple[int, Path, int]], dat
 
 
 def _missing_file(loaded: LoadedRecipe, path: Path, key: tuple, written: str) -> Problem:
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+            why = "cannot be read"
+        except RuntimeError:
+            why = "is a symlink loop"
+        except OSError:
+            why = f"is a symlink to {os.readlink(path)}, which does not exist"
+        return loaded.problem(f"dataset file {path} {why}", key, "point the recipe at the data file itself, or "
+                              "fix the link")
     guess = nearby_name(path)
     fix = f"did you mean '{guess}'?" if guess else "check the path: it is relative to the recipe file"
     return loaded.problem(f"dataset file not found: {path} (ms-swift would take '{written}' for a hub id "

@@ -43,7 +43,7 @@ class Problem:
         text = f"{where}: {self.message}" if where else self.message
         if self.fix:
             text += f"\n    fix: {self.fix}"
-        return text
+        return printable(text)
 
 
 @dataclass
@@ -102,3 +102,12 @@ def choice_fix(word: str, choices: Iterable[str], what: str = "one of") -> str:
         return f"did you mean '{guess}'?"
     shown = ", ".join(map(str, choices[:12])) + (", ..." if len(choices) > 12 else "")
     return f"use {what}: {shown}"
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0, 9), *range(11, 32), 127]}
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters from a user's data (an escape sequence, a NUL, a bell)
+    shown escaped, never interpreted; newlines and tabs kept."""
+    return text.translate(_CONTROL)

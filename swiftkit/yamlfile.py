@@ -51,7 +51,23 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
+# A recipe is a few hundred values: these bounds only stop hostile input (an alias "billion laughs"
+# that expands exponentially, nesting that would exhaust the stack) with a clear error.
+MAX_VALUES = 50_000
+MAX_DEPTH = 40
+
+
+class _TooBig(Exception):
+    def __init__(self, message: str, node: yaml.Node):
+        super().__init__(message)
+        self.node = node
+
+
 def _convert(node: yaml.Node, path: KeyPath, doc: YamlDoc, loader: yaml.SafeLoader, problems: list) -> Any:
+    if len(path) > MAX_DEPTH:
+        raise _TooBig(f"the recipe is nested deeper than {MAX_DEPTH} levels", node)
+    if len(doc.positions) >= MAX_VALUES:
+        raise _TooBig(f"the recipe expands to more than {MAX_VALUES} values (aliases that repeat aliases?)", node)
     doc.positions[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
@@ -85,9 +101,10 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDoc:
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError.one(f"cannot read recipe: {exc}", file=display) from None
     doc = YamlDoc(data=None, file=display)
-    loader = yaml.SafeLoader(text)
     problems: list[Problem] = []
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # its reader refuses control characters: a YAMLError below
         node = loader.get_single_node()
         if node is not None:
             doc.data = _convert(node, (), doc, loader, problems)
@@ -99,10 +116,23 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDoc:
             what = f"{exc.context}, {what}"
         raise UserError.one(f"YAML syntax error: {what}", file=display, line=line, column=col,
                             fix="check indentation and quoting on this line (a ':' or '#' inside a value needs quotes)") from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise UserError.one(f"a control character (code {exc.character!r}) YAML does not allow", file=display,
+                            line=line, fix="remove it, or write it as an escape inside a double-quoted string") \
+            from None
     except yaml.YAMLError as exc:
         raise UserError.one(f"YAML error: {exc}", file=display) from None
+    except _TooBig as exc:
+        line, col = _mark(exc.node)
+        raise UserError.one(str(exc), file=display, line=line, column=col,
+                            fix="a recipe is a small mapping of settings: write it out plainly") from None
+    except RecursionError:
+        raise UserError.one(f"the recipe is nested too deeply to read (more than {MAX_DEPTH} levels)", file=display,
+                            fix="a recipe is a small mapping of settings: write it out plainly") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if problems:
         raise UserError(problems)
     return doc
