@@ -1,0 +1,175 @@
+"""The identity (self-cognition) data: the bundled template of questions and answers, checked and
+rendered with the recipe's name and author (jinja2) into the run's train and probe files."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import jinja2
+import jinja2.meta
+
+from swiftkit.errors import Problem, UserError, did_you_mean
+
+from .read import read_rows
+
+IDENTITY_FIELDS: tuple[str, ...] = ("id", "lang", "kind", "split", "query", "response")
+IDENTITY_LANGS: tuple[str, ...] = ("zh", "en")
+IDENTITY_KINDS: tuple[str, ...] = (
+    "name", "author", "intro", "base_model", "online", "capability", "limits", "greeting",
+)
+IDENTITY_SPLITS: tuple[str, ...] = ("train", "heldout")
+IDENTITY_VARIABLES: frozenset[str] = frozenset({"name", "author"})
+IDENTITY_TRAIN_FILE = "identity.train.jsonl"
+IDENTITY_PROBES_FILE = "identity.probes.jsonl"
+
+
+@dataclass(frozen=True)
+class IdentityFiles:
+    train_path: Path
+    probes_path: Path
+    train_rows: int
+    heldout_rows: int
+    sha256: str
+
+
+
+# --- Identity template ----------------------------------------------------------------------------
+def _env() -> jinja2.Environment:
+    # StrictUndefined: a misspelt placeholder must fail, not render as "". No autoescape: plain text.
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+def _template_row_problems(path: Path, line: int, row: dict, seen: dict[str, int]) -> list[Problem]:
+    where = {"file": str(path), "line": line}
+    problems = []
+    for name in row.keys() - set(IDENTITY_FIELDS):
+        guess = did_you_mean(name, IDENTITY_FIELDS)
+        problems.append(Problem(f"unknown field '{name}'", **where,
+                                fix=f"did you mean '{guess}'?" if guess else f"fields: {', '.join(IDENTITY_FIELDS)}"))
+    for name in IDENTITY_FIELDS:
+        value = row.get(name)
+        if not isinstance(value, str) or not value.strip():
+            problems.append(Problem(f"field '{name}' must be a non-empty string", **where))
+    for name, allowed in (("lang", IDENTITY_LANGS), ("kind", IDENTITY_KINDS), ("split", IDENTITY_SPLITS)):
+        value = row.get(name)
+        if isinstance(value, str) and value and value not in allowed:
+            problems.append(Problem(f"{name} '{value}' is not allowed", **where,
+                                    fix=f"use one of: {', '.join(allowed)}"))
+    row_id = row.get("id")
+    if isinstance(row_id, str) and row_id in seen:
+        problems.append(Problem(f"id '{row_id}' repeats line {seen[row_id]}", **where, fix="give each row its own id"))
+    elif isinstance(row_id, str):
+        seen[row_id] = line
+    for name in ("query", "response"):
+        try:
+            _env().parse(row.get(name) or "")
+        except jinja2.TemplateSyntaxError as err:
+            problems.append(Problem(f"{name}: template syntax error: {err.message}", **where))
+    return problems
+
+
+def _template_rows(path: Path) -> list[tuple[int, dict]]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError([Problem("identity template not found", file=str(path),
+                                 fix="point at a .jsonl template such as datasets/self_cognition.jsonl")])
+    if path.suffix != ".jsonl":
+        raise UserError([Problem("the identity template must be a .jsonl file", file=str(path))])
+    rows = list(read_rows(path))
+    seen: dict[str, int] = {}
+    problems = [p for line, row in rows for p in _template_row_problems(path, line, row, seen)]
+    if not rows:
+        problems.append(Problem("the identity template has no rows", file=str(path)))
+    if problems:
+        raise UserError(problems)
+    return rows
+
+
+def load_identity_template(path: Path) -> list[dict]:
+    """The template's rows, each validated (fields, allowed lang/kind/split, unique ids, jinja syntax)."""
+    return [row for _, row in _template_rows(path)]
+
+
+def _check_identity_values(langs: set[str], name: dict[str, str], author: dict[str, str]) -> None:
+    problems = []
+    for what, values in (("name", name), ("author", author)):
+        for lang in sorted(langs):
+            value = values.get(lang)
+            if not isinstance(value, str) or not value.strip():
+                problems.append(Problem(f"no {lang} form given for the identity {what}", key=f"{what}.{lang}",
+                                        fix=f"set {what}.{lang} (the template has {lang} rows)"))
+    if problems:
+        raise UserError(problems)
+
+
+def _render_field(path: Path, line: int, row: dict, name: str, context: dict[str, str]) -> str:
+    env = _env()
+    source = row[name]
+    undefined = jinja2.meta.find_undeclared_variables(env.parse(source)) - context.keys()
+    if undefined:
+        names = ", ".join(sorted(undefined))
+        raise UserError([Problem(f"{name}: undefined placeholder {names}", file=str(path), line=line,
+                                 fix="use only {{ name }} and {{ author }}")])
+    try:
+        return env.from_string(source).render(**context)
+    except jinja2.UndefinedError as err:  # e.g. {{ name.first }}: an attribute a string lacks
+        raise UserError([Problem(f"{name}: {err.message}", file=str(path), line=line,
+                                 fix="use only {{ name }} and {{ author }}")]) from None
+
+
+def _render_rows(path: Path, name: dict[str, str], author: dict[str, str]) -> list[dict]:
+    rows = _template_rows(path)
+    _check_identity_values({row["lang"] for _, row in rows}, name, author)
+    rendered = []
+    for line, row in rows:
+        context = {"name": name[row["lang"]], "author": author[row["lang"]]}
+        out = dict(row)
+        out["query"] = _render_field(path, line, row, "query", context)
+        out["response"] = _render_field(path, line, row, "response", context)
+        rendered.append(out)
+    return rendered
+
+
+def _jsonl(rows: Iterable[dict]) -> bytes:
+    # json.dumps escapes quotes and backslashes in rendered names; never substitute into JSON text.
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+def write_atomic(target: Path, data: bytes) -> None:
+    """Temp file in the same directory + os.replace: readers see the old file or the new, never half."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_identity(template_path: Path, out_dir: Path, *, name: dict[str, str],
+                    author: dict[str, str]) -> IdentityFiles:
+    """Render the identity template for one name/author ('zh'/'en' forms) into a training file (train
+    rows, ms-swift messages format) and a probes file (all rows, rendered, for verification)."""
+    template_path, out_dir = Path(template_path), Path(out_dir)
+    rows = _render_rows(template_path, name, author)
+    train_path, probes_path = out_dir / IDENTITY_TRAIN_FILE, out_dir / IDENTITY_PROBES_FILE
+    for target in (train_path, probes_path):
+        if target.resolve() == template_path.resolve():
+            raise UserError([Problem("the output would overwrite the identity template", file=str(template_path),
+                                     fix="render into another directory")])
+    train = [r for r in rows if r["split"] == "train"]
+    train_bytes = _jsonl({"messages": [{"role": "user", "content": r["query"]},
+                                       {"role": "assistant", "content": r["response"]}]} for r in train)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(train_path, train_bytes)
+    write_atomic(probes_path, _jsonl({k: r[k] for k in IDENTITY_FIELDS} for r in rows))
+    return IdentityFiles(train_path=train_path, probes_path=probes_path, train_rows=len(train),
+                         heldout_rows=len(rows) - len(train), sha256=hashlib.sha256(train_bytes).hexdigest())
