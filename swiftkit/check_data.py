@@ -19,7 +19,7 @@ from .retention import load_probes
 
 def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[str], model_dir: str | None):
     r = loaded.recipe
-    output_dir = loaded.resolve(r.output.dir)
+    output_dir = loaded.paths.output_dir
     count = ds.token_counter(Path(model_dir)) if model_dir else None
     if count is None and any(d.path for d in r.datasets):
         notes.append("rows longer than max_length are not counted: no local tokenizer to count with")
@@ -33,11 +33,11 @@ def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[st
         if entry.identity:
             if r.identity is None:
                 continue
-            template = loaded.resolve(r.identity.template) if r.identity.template else bundled_identity_template()
+            template = loaded.paths.identity_template or bundled_identity_template()
             rows = _check_identity(loaded, template, key, problems)
             arg = str(output_dir / "data" / ds.IDENTITY_TRAIN_FILE)
         elif entry.path:
-            path = loaded.resolve(entry.path)
+            path = loaded.paths.datasets[i]
             if not path.exists():
                 problems.append(_missing_file(loaded, path, key, entry.path))
                 continue

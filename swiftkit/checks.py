@@ -55,11 +55,11 @@ def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[s
     if problems:
         raise UserError(problems, headline=f"{loaded.path}: {len(problems)} problem(s); nothing was run")
     micro, accum = resolve_batch(loaded.recipe)  # type: ignore[misc]  (cross_field proved it resolves)
-    output_dir = loaded.resolve(loaded.recipe.output.dir)
+    output_dir = loaded.paths.output_dir
     held = plan_holdout(loaded, general, output_dir / "data", dataset_args, notes)
     plan = Plan(loaded.recipe, model, is_local, model_type, template, dataset_args, output_dir,
                 output_dir / "data", micro, accum, val_dataset=held.heldout_path if held else None)
-    probes = loaded.resolve(loaded.recipe.verify.general_probes) if loaded.recipe.verify.general_probes else None
+    probes = loaded.paths.general_probes
     checked = Checked(loaded, plan, catalog, notes, reports, identity_template, held, probes)
     problems += check_general_probes(loaded, probes)
     problems += check_flags(checked)
@@ -110,8 +110,8 @@ def cross_field(loaded: LoadedRecipe) -> list[Problem]:
     if r.export.merge and r.lora.tuner == "full":
         out.append(p("export.merge: a full fine-tune has no adapter to merge", ("export", "merge"),
                      "remove export.merge: the checkpoint is the model"))
-    if r.export.merge and r.export.dir and loaded.resolve(r.export.dir).exists():
-        out.append(p(f"export.dir {loaded.resolve(r.export.dir)} already exists; swiftkit never overwrites an export",
+    if r.export.merge and loaded.paths.export_dir and loaded.paths.export_dir.exists():
+        out.append(p(f"export.dir {loaded.paths.export_dir} already exists; swiftkit never overwrites an export",
                      ("export", "dir"), "choose another dir, or delete it"))
     return out
 
@@ -120,8 +120,7 @@ def cross_field(loaded: LoadedRecipe) -> list[Problem]:
 
 def check_model(loaded: LoadedRecipe, catalog: Catalog, problems: list[Problem], notes: list[str]):
     m, p = loaded.recipe.model, loaded.problem
-    local = loaded.resolve(m.id)
-    is_local = local.exists() or not looks_like_hub_id(m.id)
+    local, is_local = loaded.paths.model, loaded.paths.model_is_local
     model_type, template = m.model_type, m.template
     if model_type in MODEL_TYPE_RENAMES and model_type not in catalog.model_types:
         mt, tpl = MODEL_TYPE_RENAMES[model_type]

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -262,17 +263,40 @@ def looks_like_hub_id(text: str) -> bool:
     return bool(HUB_ID.match(text)) and not text.lower().endswith(DATA_SUFFIXES)
 
 
+@dataclass(frozen=True)
+class RecipePaths:
+    """Every path a recipe names, resolved once, at load, against the recipe's directory."""
+
+    output_dir: Path
+    model: Path  # model.id as a path (a local dir when it exists or is not a hub id)
+    model_is_local: bool
+    datasets: tuple[Path | None, ...]  # per datasets entry: its local file, None for hub and identity entries
+    identity_template: Path | None  # identity.template; None: the bundled one
+    general_probes: Path | None  # verify.general_probes; None: the bundled set
+    export_dir: Path | None
+
+
 class LoadedRecipe:
-    """A validated recipe plus where it came from (for paths and error positions)."""
+    """A validated recipe plus where it came from (for paths and error positions). `paths` holds the
+    recipe's paths resolved once; `resolve` resolves any other relative path the same way."""
 
     def __init__(self, recipe: Recipe, path: Path, doc: YamlDoc):
         self.recipe = recipe
         self.path = path
         self.doc = doc
+        self.base_dir = path.resolve().parent
+        self.resolve_paths()
 
-    @property
-    def base_dir(self) -> Path:
-        return self.path.resolve().parent
+    def resolve_paths(self) -> None:
+        r = self.recipe
+        model = self.resolve(r.model.id)
+        self.paths = RecipePaths(
+            output_dir=self.resolve(r.output.dir), model=model,
+            model_is_local=model.exists() or not looks_like_hub_id(r.model.id),
+            datasets=tuple(self.resolve(d.path) if d.path else None for d in r.datasets),
+            identity_template=self.resolve(r.identity.template) if r.identity and r.identity.template else None,
+            general_probes=self.resolve(r.verify.general_probes) if r.verify.general_probes else None,
+            export_dir=self.resolve(r.export.dir) if r.export.dir else None)
 
     def resolve(self, relative: str) -> Path:
         """Recipe paths are relative to the recipe file, not the working directory."""
@@ -340,3 +364,4 @@ def _hub_or_local(loaded: LoadedRecipe) -> None:
         shorthand = isinstance(loaded.doc.data["datasets"][i], str)
         if shorthand and entry.hub and loaded.resolve(entry.hub).exists():
             entry.path, entry.hub = entry.hub, None
+    loaded.resolve_paths()  # again: entries may have changed from hub to path

@@ -143,14 +143,14 @@ def conversations(checked: Checked) -> tuple[list[list[dict]], list[str]]:
     rows: list[list[dict]] = []
     notes: list[str] = []
     r = checked.loaded.recipe
-    for entry in r.datasets:
+    for i, entry in enumerate(r.datasets):
         if entry.identity and r.identity is not None and checked.identity_template is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 files = ds.render_identity(checked.identity_template, Path(tmp), name=r.identity.name.model_dump(),
                                            author=r.identity.author.model_dump())
                 rows += ds.conversations(files.train_path)
         elif entry.path:
-            rows += ds.conversations(checked.loaded.resolve(entry.path))
+            rows += ds.conversations(checked.loaded.paths.datasets[i])
         elif entry.hub:
             notes.append(f"{entry.hub}: a hub dataset cannot be measured offline; its rows are assumed as long "
                          f"as max_length {r.train.max_length}")

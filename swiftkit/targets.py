@@ -89,13 +89,13 @@ def _from_recipe(path: Path) -> Target:
     if not path.is_file():
         raise UserError.one(f"recipe not found: {path}", fix="check the path (`swiftkit presets` lists the bundled ones)")
     loaded = load_recipe(path)
-    output = loaded.resolve(loaded.recipe.output.dir)
+    output = loaded.paths.output_dir
     found = latest_checkpoint(output)
     if found is None:
         raise UserError.one(f"no complete checkpoint under {output} (the recipe's output.dir)", file=str(path),
                             fix=f"train first: swiftkit run {path}")
     target = _from_checkpoint(Path(found.path))
-    general = loaded.resolve(loaded.recipe.verify.general_probes) if loaded.recipe.verify.general_probes else None
+    general = loaded.paths.general_probes
     return replace(target, recipe=loaded.recipe, data_dir=output / "data", general_probes=general)
 
 

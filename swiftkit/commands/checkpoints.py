@@ -17,7 +17,7 @@ def output_dir_of(target: str) -> Path:
         from ..recipe import load_recipe
 
         loaded = load_recipe(path)
-        return loaded.resolve(loaded.recipe.output.dir)
+        return loaded.paths.output_dir
     if not path.is_dir():
         raise UserError.one(f"no such output directory: {target}",
                             fix="pass a recipe's output.dir (or the recipe file itself)")

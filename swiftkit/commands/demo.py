@@ -56,7 +56,7 @@ def _corpus(recipe_path: Path) -> list[str]:
     """The identity texts (rendered with the recipe's name) and the general probes' texts."""
     loaded = load_recipe(recipe_path, ["model.id=unused"])
     ident = loaded.recipe.identity
-    template = loaded.resolve(ident.template) if ident and ident.template else paths.bundled_identity_template()
+    template = loaded.paths.identity_template or paths.bundled_identity_template()
     with tempfile.TemporaryDirectory() as tmp:
         files = render_identity(template, Path(tmp), name=ident.name.model_dump(), author=ident.author.model_dump())
         rows = load_identity_template(files.probes_path)
@@ -100,7 +100,7 @@ def _install(checkpoint: Path, model_dir: Path, stamp: str) -> None:
 
 def demo(output: str | None, *, quiet: bool = False, events: bool = False) -> int:
     loaded = load_recipe(DEMO_RECIPE)
-    model_dir = Path(output).resolve() / "model" if output else loaded.resolve(loaded.recipe.model.id)
+    model_dir = Path(output).resolve() / "model" if output else loaded.paths.model
     if not (quiet or events):
         print(f"swiftkit demo: building the tiny model in {model_dir} (random weights, then the bundled general "
               "answers: cached after the first time)", file=sys.stderr, flush=True)

@@ -96,7 +96,7 @@ def _recipe_output(path: Path) -> Path:
         raise UserError.one(f"recipe not found: {path}",
                             fix="check the path (`swiftkit presets` lists the bundled ones)")
     loaded = load_recipe(path)
-    return loaded.resolve(loaded.recipe.output.dir)
+    return loaded.paths.output_dir
 
 
 def _newest(output_dir: Path, target: str) -> Path:

@@ -382,7 +382,7 @@ def export_step(checked: Checked, session: Session, checkpoint: Checkpoint) -> i
     target = targets.resolve(str(checkpoint.path))
     options = export_options(loaded.recipe, loaded.resolve)
     e = loaded.recipe.export
-    final = loaded.resolve(e.dir) if e.dir else exports.default_dir(Path(checkpoint.path), options.quant_bits)
+    final = loaded.paths.export_dir if e.dir else exports.default_dir(Path(checkpoint.path), options.quant_bits)
     try:
         exporting.preflight(target, options, final)
     except UserError as exc:
