@@ -73,3 +73,17 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 sys.path.insert(0, str(ROOT / "tests"))
+
+
+FAULT = str(ROOT / "tests" / "fault")
+
+
+@pytest.fixture
+def fault_env(monkeypatch):
+    """fault_env(OOM_ABOVE_MICRO_BATCH=12, ...): tests/fault/sitecustomize.py injects that fault into the
+    real ms-swift child (SWIFTKIT_TEST_* variables; the docstring there lists them)."""
+    def set_(**values):
+        monkeypatch.setenv("PYTHONPATH", FAULT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        for key, value in values.items():
+            monkeypatch.setenv(f"SWIFTKIT_TEST_{key}", str(value))
+    return set_

@@ -18,7 +18,6 @@ from swiftkit.checkpoints import find_runs
 from swiftkit.resume import find_resumable
 from swiftkit.tinymodel import build_tiny_model, identity_corpus
 
-FAULT = str(Path(__file__).resolve().parent / "fault")
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +33,6 @@ def recipe(tmp_path, model):
     # the random tokenizer knows few words: rows are longer in its tokens than in the demo model's
     path.write_text(RECIPE.format(model=model).replace("max_length: 128", "max_length: 1024"), encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def fault_env(monkeypatch):
-    def set_(**values):
-        monkeypatch.setenv("PYTHONPATH", FAULT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        for key, value in values.items():
-            monkeypatch.setenv(f"SWIFTKIT_TEST_{key}", str(value))
-    return set_
 
 
 @pytest.mark.e2e

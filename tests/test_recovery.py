@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import run_cli
 
 from swiftkit.checkpoints import find_runs
 from swiftkit.commands.demo import DEMO_RECIPE, make_tiny_model
 
 pytestmark = pytest.mark.e2e
-FAULT = str(ROOT / "tests" / "fault")
 
 RECIPE = """\
 model: {{id: {model}, model_type: qwen2, template: qwen2_5, dtype: float32}}
@@ -54,15 +53,6 @@ def recipe(tmp_path, model):
     path = tmp_path / "recipe.yaml"
     path.write_text(RECIPE.format(model=model), encoding="utf-8")
     return path
-
-
-@pytest.fixture
-def fault_env(monkeypatch):
-    def set_(**values):
-        monkeypatch.setenv("PYTHONPATH", FAULT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        for key, value in values.items():
-            monkeypatch.setenv(f"SWIFTKIT_TEST_{key}", str(value))
-    return set_
 
 
 def record_of(output: Path) -> dict:

@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import FAULT, ROOT, run_cli
 
 from swiftkit.commands.report import report
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 SHOTS = ROOT / "bench" / "results" / "report"
-FAULT = str(ROOT / "tests" / "fault")
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
