@@ -20,7 +20,7 @@ from . import datasets as ds
 from . import memplan
 from .cards import find_card
 from .checks import Checked
-from .errors import Problem, UserError
+from .errors import UserError
 from .known_models import known_config, qwen25_tokenizer_dir
 from .memplan import MemoryPlan, Setup, Shape
 from .paths import cache_dir
