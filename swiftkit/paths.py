@@ -48,18 +48,54 @@ def swift_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "swift.cli.main"]
 
 
-def swift_command_problem():
-    """A Problem when the command that starts ms-swift cannot be started (checked before a run)."""
+def swift_command_problem(checked_version: str):
+    """A Problem when the command that starts ms-swift cannot be started, or starts another ms-swift than
+    the one whose flags swiftkit checked the recipe against (checked_version); None when all is well."""
     import shutil
+    import subprocess
+    import sys
 
     from .errors import Problem
 
     argv = swift_command()
     exe = argv[0]
-    found = (Path(exe).is_file() and os.access(exe, os.X_OK)) if os.sep in exe else shutil.which(exe) is not None
-    if found:
-        return None
     where = "SWIFTKIT_SWIFT" if os.environ.get("SWIFTKIT_SWIFT") else "PATH"
-    return Problem(f"cannot start ms-swift: {exe} (from {where}) does not exist or is not executable",
-                   fix="install ms-swift in this environment (pip install 'ms-swift>=4,<5'), or set SWIFTKIT_SWIFT "
-                       "to the command that starts it, e.g. 'python3 -m swift.cli.main'")
+    found = exe if os.sep in exe else shutil.which(exe)
+    if not found or not Path(found).is_file() or not os.access(found, os.X_OK):
+        return Problem(f"cannot start ms-swift: {exe} (from {where}) does not exist or is not executable",
+                       fix="install ms-swift in this environment (pip install 'ms-swift>=4,<5'), or set "
+                           "SWIFTKIT_SWIFT to the command that starts it, e.g. 'python3 -m swift.cli.main'")
+    python = _interpreter(Path(found)) if len(argv) == 1 else Path(found)
+    if python is None or python.resolve() == Path(sys.executable).resolve():
+        return None  # this Python's own ms-swift: the one the flags were checked against
+    try:
+        out = subprocess.run([str(python), "-c", "import importlib.metadata as m; print(m.version('ms-swift'))"],
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    theirs = out.stdout.strip() if out.returncode == 0 else None
+    if theirs and theirs.split(".")[0] != checked_version.split(".")[0]:
+        return Problem(f"{found} (from {where}) starts ms-swift {theirs} (Python {python}), but this recipe was "
+                       f"checked against ms-swift {checked_version}, installed beside swiftkit: flags differ "
+                       "between major versions",
+                       fix=f"put this environment's swift first on PATH, or set SWIFTKIT_SWIFT='{sys.executable} "
+                           "-m swift.cli.main'")
+    return None
+
+
+def _interpreter(script: Path) -> Path | None:
+    """The Python a console script runs under (its #! line), or None when it is not a Python script."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline(512).decode(errors="replace").strip()
+    except OSError:
+        return None
+    if not first.startswith("#!") or "python" not in first:
+        return None
+    words = first[2:].split()
+    if Path(words[0]).name == "env" and len(words) > 1:
+        import shutil
+
+        found = shutil.which(words[1])
+        return Path(found) if found else None
+    return Path(words[0])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -146,3 +147,22 @@ def test_the_disk_filling_up_during_training_is_diagnosed_and_the_last_checkpoin
             assert "the run record could not be written to" in err and "No space left on device" in err
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_swift_of_another_major_version_is_refused(recipe, monkeypatch, tmp_path):
+    """`swift` on PATH from another environment (ms-swift 3.x there): its flags differ, so no run."""
+    site = tmp_path / "other-env"
+    dist = site / "ms_swift-3.9.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ms-swift\nVersion: 3.9.0\n")
+    python = tmp_path / "python3"
+    python.write_text(f"#!/bin/sh\nPYTHONPATH={site} exec {sys.executable} -S \"$@\"\n")
+    python.chmod(0o755)
+    swift = tmp_path / "swift"
+    swift.write_text(f"#!{python}\nraise SystemExit('not reached')\n")
+    swift.chmod(0o755)
+    monkeypatch.setenv("SWIFTKIT_SWIFT", str(swift))
+    code, _, err = run_cli("run", str(recipe))
+    assert code == 2, err[-2000:]
+    assert f"{swift} (from SWIFTKIT_SWIFT) starts ms-swift 3.9.0" in err and "checked against ms-swift 4." in err
+    assert not (recipe.parent / "out").exists()

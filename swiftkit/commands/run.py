@@ -35,7 +35,7 @@ RECORD_NAME = "swiftkit-run.json"
 def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False, events: bool = False,
         do_verify: bool = True) -> int:
     checked = check(recipe, overrides=overrides)
-    missing = paths.swift_command_problem()
+    missing = paths.swift_command_problem(checked.catalog.version)
     if missing is not None:
         raise UserError([missing], headline=f"{recipe}: ms-swift cannot be started; nothing was run")
     planned = plan_for_run(checked)  # may refuse (exit 2) a run that cannot fit, before anything is written
