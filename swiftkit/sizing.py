@@ -254,9 +254,10 @@ def per_gpu_batch(checked: Checked) -> int:
     return checked.plan.micro_batch * checked.plan.grad_accum
 
 
-def size(checked: Checked, *, gpu_memory_gb: float | None = None, gpu_name: str | None = None) -> Sizing:
-    """The plan for a checked recipe, `auto` resolved against the card. CannotPlan when the model's
-    shape is unknown."""
+def size(checked: Checked, *, gpu_memory_gb: float | None = None, gpu_name: str | None = None,
+         card: Card | None = None) -> Sizing:
+    """The plan for a checked recipe, `auto` resolved against the card (given, or found from the options
+    and the recipe). CannotPlan when the model's shape is unknown."""
     model = model_facts(checked)
     try:
         shape = Shape.from_config(model.config)
@@ -267,7 +268,7 @@ def size(checked: Checked, *, gpu_memory_gb: float | None = None, gpu_name: str 
     r = checked.loaded.recipe
     setup = base_setup(checked, longest)
     batch = per_gpu_batch(checked)
-    card = find_gpu(checked, gpu_memory_gb, gpu_name)
+    card = card or find_gpu(checked, gpu_memory_gb, gpu_name)
     choice = None
     micro_auto, gc_auto = r.train.micro_batch_size == "auto", r.train.gradient_checkpointing == "auto"
     if (micro_auto or gc_auto) and card is not None:
@@ -317,7 +318,7 @@ def refusal(checked: Checked, sizing: Sizing) -> UserError | None:
         return None
     fitting, why = memplan.choose(sizing.shape, sizing.setup, sizing.per_gpu_batch, sizing.card.limit_gib,
                                   micro_batch_auto=True, checkpointing_auto=True)
-    if "nothing fits" in why:
+    if memplan.plan_memory(sizing.shape, fitting).peak_gib * (1 + memplan.AUTO_MARGIN) > sizing.card.limit_gib:
         fix = (f"even micro-batch 1 with checkpointing on plans {memplan.plan_memory(sizing.shape, fitting).peak_gib:.1f}"
                " GiB: shorten train.max_length, use lora.quant_bits: 4, or a card with more memory")
     else:
@@ -329,7 +330,6 @@ def refusal(checked: Checked, sizing: Sizing) -> UserError | None:
     return UserError([where], headline=f"{checked.loaded.path}: the run cannot fit the card; nothing was run")
 
 
-
 def plan_for_run(checked: Checked) -> Sizing | None:
     """What validate and run do: plan when the run is on a GPU whose memory is known (given, capped,
     declared or found), put auto's choices into the plan, and refuse a run that cannot fit. None (and
@@ -337,12 +337,13 @@ def plan_for_run(checked: Checked) -> Sizing | None:
     r = checked.loaded.recipe
     if r.gpu.count == 0:
         return None
-    if find_gpu(checked, None, None) is None:
+    card = find_gpu(checked, None, None)
+    if card is None:
         checked.notes.append("no memory plan: no card to plan against (set gpu.memory_gb, or run "
                              "`swiftkit plan RECIPE --gpu-memory-gb N`)")
         return None
     try:
-        sizing = size(checked)
+        sizing = size(checked, card=card)
     except CannotPlan as why:
         checked.notes.append(f"no memory plan: {why}")
         return None

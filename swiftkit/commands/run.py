@@ -292,13 +292,13 @@ class Attempt:
         self.record.checkpoint = str(checkpoint.path)
         self.record.best_checkpoint = str(best.path) if best else None
         self.record.status, self.record.exit_code = "succeeded", EXIT_OK
-        self.session.save()
         s = self.record.summary
-        memory = "n/a on CPU" if s.get("peak_memory_gib") is None else f"{s['peak_memory_gib']:.2f} GiB"
         planned = self.record.extra.get("memory_plan")
         if planned and s.get("peak_memory_gib") is not None:
             planned["measured_peak_gib"] = s["peak_memory_gib"]  # the plan and what ms-swift measured, side by side
-            self.session.save()
+        self.session.save()
+        memory = "n/a on CPU" if s.get("peak_memory_gib") is None else f"{s['peak_memory_gib']:.2f} GiB"
+        if planned and s.get("peak_memory_gib") is not None:
             memory += f" (planned {planned['peak_memory_gib']:.2f} GiB)"
         self.reporter.say(f"swiftkit: trained: {checkpoint.path}\n  steps {s.get('global_step')}, final loss "
                           f"{_num(s.get('final_loss'))}, train runtime {_num(s.get('train_runtime'))} s, "
