@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import datasets as ds
+from .check_distributed import check_distributed
 from .check_data import check_datasets, check_general_probes, plan_holdout
 from .errors import Problem, UserError, choice_fix, nearby_name, unique
 from .holdout import Holdout
+from .launch import Launch
 from .recipe import LoadedRecipe, load_recipe, looks_like_hub_id
 from .render import Invocation, Plan, export_options, model_ref, render_export, render_infer, render_sft, resolve_batch
 from .swift_flags import MODEL_TYPE_RENAMES, REMOVED, RENAMED, Catalog, load_catalog
@@ -43,11 +45,16 @@ class Checked:
     general_probes: Path | None = None  # verify.general_probes resolved (None: the bundled set)
 
 
-def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[str] | None = None) -> Checked:
+def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[str] | None = None,
+          launch: Launch | None = None) -> Checked:
+    """`launch`: which node of the run this is (launch.py), checked against the recipe; None: not a run (the
+    commands are shown as node 0 of a run over gpu.nodes would start them, minus the master)."""
     loaded = load_recipe(path, overrides)
     problems: list[Problem] = []
     notes: list[str] = []
     problems += cross_field(loaded)
+    problems += check_distributed(loaded, launch, notes)
+    launch = launch or Launch()
     catalog = catalog or load_catalog()
     model, is_local, model_type, template = check_model(loaded, catalog, problems, notes)
     dataset_args, reports, identity_template, general = check_datasets(loaded, problems, notes,
@@ -58,7 +65,8 @@ def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[s
     output_dir = loaded.paths.output_dir
     held = plan_holdout(loaded, general, output_dir / "data", dataset_args, notes)
     plan = Plan(loaded.recipe, model, is_local, model_type, template, dataset_args, output_dir,
-                output_dir / "data", micro, accum, val_dataset=held.heldout_path if held else None)
+                output_dir / "data", micro, accum, val_dataset=held.heldout_path if held else None, launch=launch,
+                deepspeed_config=loaded.paths.deepspeed_config, fsdp_config=loaded.paths.fsdp_config)
     probes = loaded.paths.general_probes
     checked = Checked(loaded, plan, catalog, notes, reports, identity_template, held, probes)
     problems += check_general_probes(loaded, probes)

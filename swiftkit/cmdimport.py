@@ -36,7 +36,7 @@ SWIFT_DEFAULT_EPOCHS = 3
 SWIFT_DEFAULT_WARMUP_RATIO = 0.0
 SWIFT_DEFAULT_LR = {"full": 1e-5}  # every other tuner: 1e-4, the recipe's default too
 SWIFT_BATCH_TARGET = 16  # gradient_accumulation_steps unset -> ceil(16 / micro / world)
-LAUNCH_ENV = {"CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE", "NNODES"}
+LAUNCH_ENV = {"CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"}
 
 
 @dataclass
@@ -52,7 +52,7 @@ class _Builder:
 
     def __init__(self, flags: Flags, env: dict[str, str], notes: list[str]):
         self.flags, self.env, self.notes = flags, env, notes
-        self.r: dict[str, dict[str, Any]] = {k: {} for k in ("model", "identity", "lora", "train", "gpu", "output")}
+        self.r: dict[str, dict[str, Any]] = {k: {} for k in ("model", "identity", "lora", "train", "gpu", "distributed", "output")}
         self.datasets: list[str | dict[str, Any]] = []
         self.swift: dict[str, Any] = {}
 
@@ -160,8 +160,10 @@ class _Builder:
 
     def _other_env(self) -> None:
         nnodes = self.env.get("NNODES")
-        if nnodes and nnodes != "1":
-            self.notes.append(f"NNODES={nnodes}: recipes describe one node; gpu.count is the GPUs of one node")
+        if nnodes and nnodes.isdigit() and int(nnodes) > 1:
+            self.set("gpu", "nodes", int(nnodes))
+            self.notes.append(f"NNODES={nnodes}: gpu.nodes {nnodes}; start `swiftkit run` on each node with its "
+                              "--node-rank and --master-addr (NODE_RANK, MASTER_ADDR and MASTER_PORT are per node)")
         ignored = sorted(k for k in self.env if k not in LAUNCH_ENV and k.isupper())
         if ignored:
             shown = ", ".join(f"{k}={self.env[k]}" for k in ignored)
@@ -242,7 +244,7 @@ class _Builder:
             self.notes.append(f"no --gradient_accumulation_steps: ms-swift's default ceil(16 / {micro} / "
                               f"{self.world_size} process(es)) = {accum}, written out")
         if isinstance(accum, int) and accum > 0:
-            train["effective_batch_size"] = micro * accum * max(self.gpu_count, 1)
+            train["effective_batch_size"] = micro * accum * max(self.gpu_count, 1) * self.r["gpu"].get("nodes", 1)
 
     def _eval(self) -> None:
         train = self.r["train"]

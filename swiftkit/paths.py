@@ -99,3 +99,12 @@ def _interpreter(script: Path) -> Path | None:
         found = shutil.which(words[1])
         return Path(found) if found else None
     return Path(words[0])
+
+
+def swift_config_dir() -> Path | None:
+    """The installed ms-swift's built-in DeepSpeed and FSDP configs (swift/config/zero2.json, ...)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("swift")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locations[0]) / "config" if locations else None

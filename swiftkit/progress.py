@@ -20,7 +20,9 @@ def _fmt_progress(ev: Any) -> str:
     for label, value, fmt in (("epoch", ev.epoch, "{:.2f}"), ("loss", ev.loss, "{:.4g}"),
                               ("lr", ev.learning_rate, "{:.3g}"), ("s/it", ev.speed_s_per_it, "{:.3g}"),
                               ("mem", ev.memory_gib, "{:.1f} GiB")):
-        if value is not None:
+        if label == "mem" and getattr(ev, "rank_memory_gib", None):
+            parts.append("mem/rank " + " ".join(f"{m:.1f}" for m in ev.rank_memory_gib) + " GiB")
+        elif value is not None:
             parts.append(f"{label} {fmt.format(value)}")
     if getattr(ev, "remaining", None) is not None:
         parts.append(f"eta {duration(ev.remaining)}")

@@ -147,11 +147,34 @@ class TrainSection(Strict):
 
 
 class GpuSection(Strict):
-    count: int = Field(1, ge=0, description="GPUs to train on; 0 trains on the CPU")
+    count: int = Field(1, ge=0, description="GPUs to train on, on each node; 0 trains on the CPU")
+    nodes: int = Field(1, ge=1, description="Machines the run spans, gpu.count GPUs on each; one `swiftkit run` "
+                                            "per node (see `swiftkit slurm`)")
     memory_gb: float | None = Field(None, gt=0, description="Memory per card the recipe is written for")
     visible_devices: list[int] | None = Field(None, description="CUDA device indices (CUDA_VISIBLE_DEVICES)")
     emulate_memory_gb: float | None = Field(None, gt=0, description="Cap the training process's CUDA allocator "
                                             "at this many GiB, to stand in for a smaller card")
+
+
+DEEPSPEED_BUILTIN = ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")
+FSDP_BUILTIN = ("fsdp2",)
+
+
+class DistributedSection(Strict):
+    """How several training processes share the work (one node with several GPUs, or several nodes)."""
+
+    deepspeed: str | dict[str, Any] | None = Field(
+        None, description="DeepSpeed ZeRO: a config the installed ms-swift ships (zero0, zero1, zero2, zero3, "
+                          "zero2_offload, zero3_offload), a JSON file relative to the recipe, or the config itself")
+    fsdp: str | None = Field(None, description="PyTorch FSDP: fsdp2 (ms-swift's config) or a JSON file relative "
+                                               "to the recipe")
+    find_unused_parameters: bool | Literal["auto"] = Field(
+        "auto", description="DDP's search for parameters without a gradient; auto: off for LoRA, where every "
+                            "trainable parameter gets one (the search costs a graph traversal every step)")
+    timeout: int = Field(1800, gt=0, description="Seconds a collective waits for the other processes before the "
+                                                 "run fails (ms-swift's default is 208 days: a dead rank hangs it)")
+    backend: Literal["auto", "nccl", "gloo", "mpi", "ccl", "hccl", "cncl", "mccl"] = Field(
+        "auto", description="torch.distributed backend; auto: nccl on GPUs, gloo on the CPU")
 
 
 class OutputSection(Strict):
@@ -239,6 +262,7 @@ class Recipe(Strict):
     lora: LoraSection = Field(default_factory=LoraSection)
     train: TrainSection = Field(default_factory=TrainSection)
     gpu: GpuSection = Field(default_factory=GpuSection)
+    distributed: DistributedSection = Field(default_factory=DistributedSection)
     output: OutputSection = Field(default_factory=OutputSection)
     verify: VerifySection = Field(default_factory=VerifySection)
     on_oom: OnOom = Field(default_factory=OnOom)
@@ -274,6 +298,8 @@ class RecipePaths:
     identity_template: Path | None  # identity.template; None: the bundled one
     general_probes: Path | None  # verify.general_probes; None: the bundled set
     export_dir: Path | None
+    deepspeed_config: Path | None = None  # distributed.deepspeed as a file (None: a built-in name, a mapping, unset)
+    fsdp_config: Path | None = None  # distributed.fsdp as a file
 
 
 class LoadedRecipe:
@@ -296,7 +322,12 @@ class LoadedRecipe:
             datasets=tuple(self.resolve(d.path) if d.path else None for d in r.datasets),
             identity_template=self.resolve(r.identity.template) if r.identity and r.identity.template else None,
             general_probes=self.resolve(r.verify.general_probes) if r.verify.general_probes else None,
-            export_dir=self.resolve(r.export.dir) if r.export.dir else None)
+            export_dir=self.resolve(r.export.dir) if r.export.dir else None,
+            deepspeed_config=self._config_file(r.distributed.deepspeed, DEEPSPEED_BUILTIN),
+            fsdp_config=self._config_file(r.distributed.fsdp, FSDP_BUILTIN))
+
+    def _config_file(self, value: Any, builtin: tuple[str, ...]) -> Path | None:
+        return self.resolve(value) if isinstance(value, str) and value not in builtin else None
 
     def resolve(self, relative: str) -> Path:
         """Recipe paths are relative to the recipe file, not the working directory."""
@@ -332,7 +363,7 @@ def load_recipe(path: Path | str, overrides: list[str] | None = None) -> LoadedR
 
 
 PATH_KEYS = {("model", "id"), ("output", "dir"), ("identity", "template"), ("export", "dir"),
-             ("verify", "general_probes")}
+             ("verify", "general_probes"), ("distributed", "deepspeed"), ("distributed", "fsdp")}
 
 
 def _apply_override(doc: YamlDoc, item: str) -> None:
@@ -346,7 +377,7 @@ def _apply_override(doc: YamlDoc, item: str) -> None:
         value = yaml.safe_load(raw) if raw.strip() else raw
     except yaml.YAMLError:
         value = raw
-    is_path = tuple(parts) in PATH_KEYS and isinstance(value, str)
+    is_path = tuple(parts) in PATH_KEYS and isinstance(value, str) and value not in DEEPSPEED_BUILTIN + FSDP_BUILTIN
     if is_path and (parts[0] in ("output", "export") or os.path.exists(value) or not looks_like_hub_id(value)):
         value = os.path.abspath(value)
     doc.overridden.add(tuple(parts))

@@ -5,12 +5,14 @@ Flags are spelled for the installed ms-swift (`Catalog.spell`), never through a 
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .launch import Launch
 from .recipe import GpuSection, Recipe, looks_like_hub_id
 from .swift_flags import Catalog
 
@@ -48,6 +50,9 @@ class Plan:
     grad_accum: int
     resume_from: Path | None = None  # a complete checkpoint to continue from
     val_dataset: Path | None = None  # held-out general rows, evaluated at the start and end (holdout.py)
+    launch: Launch = Launch()  # which node this is (launch.py); one node unless told otherwise
+    deepspeed_config: Path | None = None  # distributed.deepspeed resolved to a file (recipe.RecipePaths)
+    fsdp_config: Path | None = None
 
     def with_recipe(self, recipe: Recipe, resume_from: Path | None = None) -> "Plan":
         """The same plan for a changed recipe (the OOM ladder), batch re-resolved."""
@@ -57,9 +62,19 @@ class Plan:
         return replace(self, recipe=recipe, micro_batch=micro, grad_accum=accum, resume_from=resume_from)
 
 
+def processes(recipe: Recipe) -> int:
+    """Training processes of the whole run: one per GPU (one per node on the CPU), on every node."""
+    return max(recipe.gpu.count, 1) * recipe.gpu.nodes
+
+
+def world_text(recipe: Recipe) -> str:
+    gpus = f"{max(recipe.gpu.count, 1)} GPU(s)" if recipe.gpu.count or recipe.gpu.nodes == 1 else "1 CPU process"
+    return gpus if recipe.gpu.nodes == 1 else f"{gpus} x {recipe.gpu.nodes} nodes"
+
+
 def resolve_batch(recipe: Recipe) -> tuple[int, int] | str:
-    """(micro-batch, accumulation) honouring effective = micro x accum x GPUs, or why it cannot."""
-    t, gpus = recipe.train, max(recipe.gpu.count, 1)
+    """(micro-batch, accumulation) honouring effective = micro x accum x GPUs per node x nodes, or why not."""
+    t, gpus, world = recipe.train, processes(recipe), world_text(recipe)
     eff, micro, accum = t.effective_batch_size, t.micro_batch_size, t.gradient_accumulation
     if eff is None:
         if micro == "auto":
@@ -68,24 +83,24 @@ def resolve_batch(recipe: Recipe) -> tuple[int, int] | str:
     if micro == "auto":
         micro = eff // (gpus * (accum or 1)) if eff % (gpus * (accum or 1)) == 0 else 0
         if micro == 0:
-            return f"effective batch {eff} is not divisible by {accum or 1} accumulation step(s) x {gpus} GPU(s)"
+            return f"effective batch {eff} is not divisible by {accum or 1} accumulation step(s) x {world}"
         return micro, accum or 1
     if accum is None:
         if eff % (micro * gpus):
-            return _not_divisible(eff, micro, gpus)
+            return _not_divisible(eff, micro, gpus, world)
         return micro, eff // (micro * gpus)
     if micro * accum * gpus != eff:
-        return (f"effective batch {eff} != micro-batch {micro} x accumulation {accum} x {gpus} GPU(s) "
+        return (f"effective batch {eff} != micro-batch {micro} x accumulation {accum} x {world} "
                 f"= {micro * accum * gpus}")
     return micro, accum
 
 
-def _not_divisible(eff: int, micro: int, gpus: int) -> str:
+def _not_divisible(eff: int, micro: int, gpus: int, world: str) -> str:
     per_gpu = eff // gpus if eff % gpus == 0 else None
     options = [d for d in range(1, (per_gpu or 0) + 1) if per_gpu and per_gpu % d == 0]
     lower, upper = (eff // (micro * gpus)) * micro * gpus, (eff // (micro * gpus) + 1) * micro * gpus
     hint = f"micro_batch_size {', '.join(map(str, options))}" if options else "another micro_batch_size"
-    return (f"effective batch {eff} is not divisible by micro-batch {micro} x {gpus} GPU(s); "
+    return (f"effective batch {eff} is not divisible by micro-batch {micro} x {world}; "
             f"use {hint}, or effective_batch_size {' or '.join(str(x) for x in (lower, upper) if x)}")
 
 
@@ -121,6 +136,7 @@ class _Args:
 
 
 def env_for(plan: Plan) -> dict[str, str]:
+    """The environment of infer and export (one process) and the base of sft's."""
     env = device_env(plan.recipe.gpu)
     if plan.model_is_local and not any(d.hub for d in plan.recipe.datasets):
         env.update(OFFLINE_ENV)  # nothing to fetch: keep the hub libraries from probing the network
@@ -143,8 +159,6 @@ def device_env(gpu: GpuSection) -> dict[str, str]:
         # Without it a host with more GPUs than gpu.count gets naive model parallelism over all of them
         # (MS_SWIFT_4.md). A CUDA_VISIBLE_DEVICES the user exported already says which cards to use.
         env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, range(gpu.count)))
-    if gpu.count > 1:
-        env["NPROC_PER_NODE"] = str(gpu.count)  # makes swift launch torchrun (MS_SWIFT_4.md)
     if gpu.count > 0 and "PYTORCH_CUDA_ALLOC_CONF" not in os.environ:
         # Rows of varying length make the caching allocator fragment: on an H200, 7B LoRA at micro-batch 8
         # with rows of 135-1635 tokens reserved 87.1 GiB without this and 43.4 GiB with it, and the memory
@@ -155,6 +169,51 @@ def device_env(gpu: GpuSection) -> dict[str, str]:
         env["SWIFTKIT_EMULATE_MEMORY_GB"] = _fmt(gpu.emulate_memory_gb)
         env["PYTHONPATH"] = str(CHILD_DIR)
     return env
+
+
+def launch_env(plan: Plan) -> dict[str, str]:
+    """What makes `swift sft` start torchrun: processes per node, and which node this is (MS_SWIFT_4.md)."""
+    r = plan.recipe
+    env: dict[str, str] = {}
+    if distributed(r):
+        # one process per GPU; on the CPU one per node. DeepSpeed and FSDP need torchrun even for one GPU.
+        env["NPROC_PER_NODE"] = str(max(r.gpu.count, 1))
+        # ms-swift reports rank 0's memory only: each rank writes its own (swiftkit/child/sitecustomize.py)
+        env["SWIFTKIT_RANK_STATS"] = str(rank_stats_dir(plan))
+        env["PYTHONPATH"] = str(CHILD_DIR)
+    env.update(plan.launch.env())
+    return env
+
+
+def rank_stats_dir(plan: Plan) -> Path:
+    """Where this node's training processes write their peak memory (rank-N.json)."""
+    return plan.output_dir / ".swiftkit" / f"ranks-node{plan.launch.node_rank}"
+
+
+def distributed(recipe: Recipe) -> bool:
+    """Whether training runs under torchrun: several processes, or DeepSpeed / FSDP."""
+    d = recipe.distributed
+    return processes(recipe) > 1 or bool(d.deepspeed or d.fsdp)
+
+
+def _distributed_args(args: "_Args", plan: Plan) -> None:
+    r, d = plan.recipe, plan.recipe.distributed
+    if d.deepspeed is not None:
+        value = plan.deepspeed_config or d.deepspeed  # a file resolved against the recipe, a name, a mapping
+        args.add("deepspeed", json.dumps(value) if isinstance(value, dict) else str(value),
+                 ("distributed", "deepspeed"))
+    if d.fsdp is not None:
+        args.add("fsdp", str(plan.fsdp_config or d.fsdp), ("distributed", "fsdp"))
+    if not distributed(r):
+        return
+    backend = d.backend if d.backend != "auto" else ("gloo" if r.gpu.count == 0 else None)
+    args.add("ddp_backend", backend, ("distributed", "backend"))
+    args.add("ddp_timeout", d.timeout, ("distributed", "timeout"))
+    find_unused = d.find_unused_parameters
+    if find_unused == "auto":
+        # every LoRA matrix gets a gradient each step; other tuners keep transformers' choice
+        find_unused = False if r.lora.tuner == "lora" and not (d.deepspeed or d.fsdp) else None
+    args.add("ddp_find_unused_parameters", find_unused, ("distributed", "find_unused_parameters"))
 
 
 @dataclass(frozen=True)
@@ -233,11 +292,12 @@ def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> 
     args.add("output_dir", str(plan.output_dir), ("output", "dir"))
     if plan.resume_from is not None:
         args.add("resume_from_checkpoint", str(plan.resume_from), ("output", "resume"))
+    _distributed_args(args, plan)
     if r.gpu.count == 0:
         args.add("dataloader_num_workers", 0, ("gpu", "count"))  # worker processes only slow a CPU run
         args.add("dataloader_pin_memory", False, ("gpu", "count"))  # no GPU to pin for
     _escape_hatch(args, r)
-    return args.invocation(swift or ["swift"], env_for(plan))
+    return args.invocation(swift or ["swift"], {**env_for(plan), **launch_env(plan)})
 
 
 def _escape_hatch(args: _Args, recipe: Recipe) -> None:

@@ -23,17 +23,18 @@ LOCK_NAME = "run.lock"
 
 
 @contextmanager
-def hold(output_dir: Path, recipe: Path) -> Iterator[int | None]:
+def hold(output_dir: Path, recipe: Path, name: str = LOCK_NAME) -> Iterator[int | None]:
     """Hold the output dir for this run; yields the lock's file descriptor (for the training child to
-    inherit). UserError naming the holder when another run has it."""
+    inherit). UserError naming the holder when another run has it. `name`: the lock file (each node of a
+    run over several nodes holds its own in the shared dir)."""
     state = output_dir / ".swiftkit"
     state.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(state / LOCK_NAME), timeout=0)
+    lock = FileLock(str(state / name), timeout=0)
     try:
         lock.acquire()
     except Timeout:
-        raise busy(output_dir, state / f"{LOCK_NAME}.json") from None
-    info = state / f"{LOCK_NAME}.json"
+        raise busy(output_dir, state / f"{name}.json") from None
+    info = state / f"{name}.json"
     try:
         info.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "recipe": str(recipe),
                                     "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}),

@@ -26,7 +26,7 @@ from .memplan import MemoryPlan, Setup, Shape
 from .paths import cache_dir
 from .process import capture
 from .recipe import Recipe
-from .render import CHILD_DIR
+from .render import CHILD_DIR, processes
 
 STEP_OVERHEAD_S = 0.4  # per optimizer step beyond the arithmetic (measured: 7B, micro-batch 16, H200)
 MFU = 0.4  # share of the card's dense bf16 peak a LoRA step reaches in its matmuls (estimate)
@@ -277,8 +277,9 @@ def size(checked: Checked, *, gpu_memory_gb: float | None = None, gpu_name: str 
     elif micro_auto or gc_auto:
         choice = "no card to plan against: the whole per-GPU batch in one step, checkpointing on"
     plan = memplan.plan_memory(shape, setup)
-    if r.swift.get("deepspeed"):
-        notes.append("DeepSpeed is not modelled: the plan is that of plain data parallelism")
+    if r.distributed.deepspeed is not None or r.distributed.fsdp is not None:
+        notes.append("DeepSpeed and FSDP are not modelled: this is the plan of plain data parallelism "
+                     "(on 2 H200s ZeRO-2 peaked within 1 % of it, ZeRO-3 above it)")
     sizing = Sizing(plan, setup, shape, longest, where, batch, card, choice, notes=notes)
     estimate_time(sizing, checked, kept_rows)
     return sizing
@@ -291,7 +292,7 @@ def estimate_time(sizing: Sizing, checked: Checked, rows: int) -> None:
     per_token = shape.params() * (6 if s.gradient_checkpointing else 4)  # forward, input grads, recompute
     micro_s = s.micro_batch * s.tokens * per_token / (sizing.card.tflops * 1e12 * MFU)
     sizing.step_s = round(STEP_OVERHEAD_S + micro_s * (sizing.per_gpu_batch // s.micro_batch), 2)
-    eff = t.effective_batch_size or sizing.per_gpu_batch * max(checked.loaded.recipe.gpu.count, 1)
+    eff = t.effective_batch_size or sizing.per_gpu_batch * processes(checked.loaded.recipe)
     sizing.steps = t.max_steps or (math.ceil(rows / eff) * math.ceil(t.epochs or 1) if rows else None)
     if sizing.steps:
         sizing.total_s = round(sizing.step_s * sizing.steps, 1)

@@ -241,7 +241,7 @@ swift infer --adapters output/last --stream true
     assert r["gpu"] == {"count": 2, "visible_devices": [0, 1]}
     # ms-swift's default accumulation: ceil(16 / 4 / 2 processes) = 2; 4 x 2 x 2 GPUs
     assert r["train"]["gradient_accumulation"] == 2 and r["train"]["effective_batch_size"] == 16
-    assert r["swift"] == {"deepspeed": "zero2"}
+    assert r["distributed"] == {"deepspeed": "zero2"} and "swift" not in r
     assert any("ceil(16 / 4 / 2 process(es)) = 2" in n for n in result.notes)
 
 

@@ -21,7 +21,7 @@ import pytest
 from swiftkit.checks import check, planned_invocations
 from swiftkit.cmdimport import SELF_COGNITION, import_command, to_yaml
 from swiftkit.errors import UserError
-from swiftkit.recipe import looks_like_hub_id
+from swiftkit.recipe import DEEPSPEED_BUILTIN, FSDP_BUILTIN, looks_like_hub_id
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus" / "ms_swift_sft_examples.jsonl"
@@ -79,6 +79,11 @@ def stand_ins(recipe: dict, root: Path) -> None:
     model = recipe.get("model", {}).get("id", "")
     if model and not looks_like_hub_id(model):
         make_model_dir(root / model)
+    for key, builtin in (("deepspeed", DEEPSPEED_BUILTIN), ("fsdp", FSDP_BUILTIN)):
+        config = recipe.get("distributed", {}).get(key)
+        if isinstance(config, str) and config not in builtin:
+            (root / config).parent.mkdir(parents=True, exist_ok=True)
+            (root / config).write_text("{}", encoding="utf-8")
 
 
 def rendered_argv(text: str, root: Path, catalog) -> tuple[list[str] | None, dict | None, Outcome | None]:
@@ -122,7 +127,8 @@ def compare(original: dict, rendered: dict, defaults: dict, recipe: dict, root: 
         if dest == "eval_steps" and not val_exists:
             continue  # no eval set: ms-swift sets eval_strategy "no"
         want, got = _norm(value), _norm(rendered.get(dest))
-        if dest in PATH_DESTS and isinstance(want, str) and isinstance(got, str):
+        config_file = dest in ("deepspeed", "fsdp") and want not in DEEPSPEED_BUILTIN + FSDP_BUILTIN
+        if (dest in PATH_DESTS or config_file) and isinstance(want, str) and isinstance(got, str):
             want = os.path.normpath(root / want)
         if dest == "dataset":
             want = [d if looks_like_hub_id(d.partition("#")[0].split("::")[-1].partition(":")[0])

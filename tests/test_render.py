@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from swiftkit.checks import check, planned_invocations
 from swiftkit.recipe import Recipe
-from swiftkit.render import Plan, render_sft, resolve_batch
+from swiftkit.render import CHILD_DIR, Plan, render_sft, resolve_batch
 from swiftkit.swift_flags import Catalog, parse_with_swift
 
 BUNDLED = sorted((ROOT / "recipes").rglob("*.yaml"))
@@ -62,7 +62,8 @@ def test_env_for_gpus(catalog):
                                "gpu": {"count": 2, "visible_devices": [2, 3]}})
     env = render_sft(_plan(r), catalog).env
     assert env == {"CUDA_VISIBLE_DEVICES": "2,3", "NPROC_PER_NODE": "2",
-                   "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True"}
+                   "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+                   "SWIFTKIT_RANK_STATS": "/out/.swiftkit/ranks-node0", "PYTHONPATH": str(CHILD_DIR)}
     cpu = Recipe.model_validate({"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1},
                                  "gpu": {"count": 0}})
     inv = render_sft(_plan(cpu), catalog)

@@ -1,7 +1,8 @@
 """Runs at start-up of every Python process of a swiftkit-started ms-swift child (it is on their
-PYTHONPATH only when the recipe asks for it). In the training process, and only there, it caps
-the CUDA caching allocator at SWIFTKIT_EMULATE_MEMORY_GB before any model loads, so a large
-card can stand in for a 24 GB one. The CUDA context (~0.5 GiB) lies outside the cap.
+PYTHONPATH only when the recipe asks for it). In the training process, and only there:
+- it caps the CUDA caching allocator at SWIFTKIT_EMULATE_MEMORY_GB before any model loads, so a large
+  card can stand in for a 24 GB one (the CUDA context, ~0.5 GiB, lies outside the cap);
+- with SWIFTKIT_RANK_STATS=DIR (several training processes), each rank writes its peak memory there.
 """
 import os
 import sys
@@ -29,3 +30,54 @@ def _cap_memory(gib: float) -> None:
 _cap = os.environ.get("SWIFTKIT_EMULATE_MEMORY_GB")
 if _cap and _is_training_process():
     _cap_memory(float(_cap))
+
+
+def _rank_stats(directory: str) -> None:
+    """Each training process writes its peak memory to DIR/rank-N.json every few seconds and at exit:
+    ms-swift reports rank 0's only. GPU: the allocator's peak reserved (what ms-swift's memory(GiB) is);
+    CPU: the process's peak resident set."""
+    import atexit
+    import json
+    import resource
+    import socket
+    import threading
+    import time
+
+    rank = os.environ.get("RANK", "0")
+    path = os.path.join(directory, f"rank-{rank}.json")
+    facts = {"rank": int(rank), "local_rank": int(os.environ.get("LOCAL_RANK", "0")),
+             "node_rank": int(os.environ.get("GROUP_RANK", os.environ.get("NODE_RANK", "0"))),
+             "host": socket.gethostname(), "pid": os.getpid()}
+
+    def write() -> None:
+        stats = dict(facts, time=time.time(),
+                     peak_rss_gib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3))
+        torch = sys.modules.get("torch")  # never import torch here: only report what the process uses
+        try:
+            if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+                device = torch.cuda.current_device()
+                stats["device"] = device
+                stats["peak_memory_gib"] = round(torch.cuda.max_memory_reserved(device) / 2**30, 3)
+        except Exception:  # noqa: BLE001 - a statistic must never break training
+            pass
+        try:
+            tmp = f"{path}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(stats, f)
+            os.replace(tmp, path)
+        except OSError:
+            pass
+
+    def loop() -> None:
+        while True:
+            time.sleep(5)
+            write()
+
+    os.makedirs(directory, exist_ok=True)
+    threading.Thread(target=loop, name="swiftkit-rank-stats", daemon=True).start()
+    atexit.register(write)
+
+
+_stats = os.environ.get("SWIFTKIT_RANK_STATS")
+if _stats and _is_training_process():
+    _rank_stats(_stats)

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import asdict
+import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from .. import exports, paths, runlock, targets, verification
+from .. import exports, nodes, paths, runlock, targets, verification
 from ..ask import AskFailed
 from ..checkpoints import Checkpoint, find_runs, run_dir_from_log
 from ..checks import Checked, check
@@ -18,6 +19,7 @@ from ..datasets import IDENTITY_TRAIN_FILE, IdentityFiles, inspect_dataset, toke
 from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
 from ..fallback import Change, Facts, next_recipe
 from ..host import host_info
+from ..launch import LaunchOptions, resolve_launch
 from ..logparse import (BestCheckpoint, Diagnosis, Eval, LastCheckpoint, OutputDir, Progress, TrainSummary, diagnose,
                         parse_line, parse_logging_jsonl_line)
 from ..prepare import prepare_data
@@ -25,21 +27,29 @@ from ..process import Finished, supervise
 from ..progress import Reporter, make_reporter
 from ..recipe import Recipe
 from ..record import RunRecord, now, redact_argv, redact_env, versions, write_record
-from ..render import Plan, export_options, model_ref, render_sft
+from ..render import Plan, distributed, export_options, model_ref, rank_stats_dir, render_sft
 from ..resume import find_resumable
 from ..sizing import Sizing, plan_for_run, with_choices
 
 RECORD_NAME = "swiftkit-run.json"
+RANK_READ_EVERY_S = 10.0
+NODE_WAIT_S = 120  # after a failed attempt, how long node 0 waits for the other nodes' records
 
 
 def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False, events: bool = False,
-        do_verify: bool = True) -> int:
-    checked = check(recipe, overrides=overrides)
+        do_verify: bool = True, launch_options: LaunchOptions | None = None) -> int:
+    launch = resolve_launch(launch_options, os.environ)  # which node this is: options, Slurm, or one node
+    checked = check(recipe, overrides=overrides, launch=launch)
     missing = paths.swift_command_problem(checked.catalog.version)
     if missing is not None:
         raise UserError([missing], headline=f"{recipe}: ms-swift cannot be started; nothing was run")
     planned = plan_for_run(checked)  # may refuse (exit 2) a run that cannot fit, before anything is written
-    with runlock.hold(checked.plan.output_dir, checked.loaded.path) as lock_fd:  # or refuse: another run has it
+    lock_name = runlock.LOCK_NAME if launch.is_primary else f"node{launch.node_rank}.lock"
+    with runlock.hold(checked.plan.output_dir, checked.loaded.path, lock_name) as lock_fd:  # or refuse
+        if not launch.is_primary:
+            from .run_node import follow
+
+            return follow(checked, lock_fd, quiet=quiet, events=events)
         return _run(checked, planned, lock_fd, quiet=quiet, events=events, do_verify=do_verify)
 
 
@@ -51,6 +61,9 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
         identity = prepare_data(checked)
         record = new_record(checked, identity)
         plan = resume_plan(checked, record, reporter, planned)
+        if plan.launch.multi_node:
+            record.extra["launch"] = plan.launch.to_json()
+            reporter.say(f"swiftkit: {plan.launch.describe()}; node 0 owns the run record, verification and export")
         if planned is not None:
             record.extra["memory_plan"] = planned.to_json()
             reporter.say(f"swiftkit: {planned.line()}" + (f"\n  auto: {planned.choice}" if planned.choice else ""))
@@ -119,14 +132,16 @@ class Session:
         changes: list[Change] = []
         while True:
             attempt = Attempt(self, plan, len(self.record.attempts) + 1)
+            self.announce(plan, attempt.number)
             finished = attempt.start()
             if finished.returncode == 0 and finished.stalled_after is None:
                 return attempt.succeeded(finished)
-            diagnosis = attempt.failed(finished)
+            diagnosis = self.across_nodes(attempt, attempt.failed(finished))
             change = None
             if diagnosis is not None and diagnosis.kind == "cuda_oom":
                 change = next_recipe(plan.recipe, tried, self.ladder_facts())
             if change is None:
+                self.announce(plan, attempt.number + 1, status="stop")
                 return self.give_up(attempt, diagnosis, changes), None
             tried.append(change.index)
             changes.append(change)
@@ -141,6 +156,35 @@ class Session:
             self.reporter.say(f"swiftkit: out of memory (attempt {attempt.number}); retrying with {change.what}"
                               + (f"; resuming from {resume}" if resume else ""))
             plan = plan.with_recipe(change.recipe, resume_from=resume)
+
+    def announce(self, plan: Plan, number: int, status: str = "train") -> None:
+        """Several nodes: tell the others what to train (nodes.py); they wait for it."""
+        if plan.launch.multi_node:
+            nodes.announce(plan.output_dir, plan.launch, self.record.recipe_hash or "", attempt=number,
+                           recipe=plan.recipe.model_dump(mode="json"), status=status,
+                           resume_from=str(plan.resume_from) if plan.resume_from else None)
+
+    def across_nodes(self, attempt: "Attempt", diagnosis: Diagnosis | None) -> Diagnosis | None:
+        """Several nodes: an OOM on any rank of any node is the run's diagnosis (the other ranks only see
+        their peer vanish); each node's verdict goes into the record."""
+        launch = attempt.plan.launch
+        if not launch.multi_node:
+            return diagnosis
+        places = [p for p in (attempt.run_dir, nodes.state_dir(attempt.plan.output_dir)) if p is not None]
+        found: dict[int, dict] = {}
+        for place in places:
+            for rec in nodes.wait_for_node_records(place, launch.nnodes, attempt.number, NODE_WAIT_S):
+                found.setdefault(rec["node_rank"], rec)
+        self.record.attempts[-1]["nodes"] = [{k: rec.get(k) for k in ("node_rank", "host", "returncode",
+                                                                        "diagnosis", "ranks", "log")}
+                                             for rec in found.values()]
+        for rec in found.values():
+            other = rec.get("diagnosis") or {}
+            if other.get("kind") == "cuda_oom" and (diagnosis is None or diagnosis.kind != "cuda_oom"):
+                fields = {k: other[k] for k in Diagnosis.__dataclass_fields__ if k in other}
+                fields["message"] = f"node {rec['node_rank']} ({rec.get('host')}): {other.get('message', '')}"
+                return Diagnosis(**fields)
+        return diagnosis
 
     def ladder_facts(self) -> Facts:
         plan = self.checked.plan
@@ -201,6 +245,11 @@ class Attempt:
         self.reporter, self.record = session.reporter, session.record
         self.run_dir: Path | None = None
         self.log_path = plan.output_dir / ".swiftkit" / f"sft-{os.getpid()}-{number}.log"
+        node = plan.launch.node_rank
+        self.log_name = "swiftkit.log" if plan.launch.is_primary else f"swiftkit-node{node}.log"
+        self.ranks_dir = rank_stats_dir(plan) if distributed(plan.recipe) else None
+        self.ranks_read_at = 0.0
+        self.node_record: Path | None = None  # this node's swiftkit-node-R.json (several nodes)
         self.peak_memory: float | None = None
         self.last_progress: Progress | None = None
         self.finished: Finished | None = None
@@ -216,6 +265,8 @@ class Attempt:
                                      "resume_from": str(plan.resume_from) if plan.resume_from else None,
                                      "recipe": plan.recipe.model_dump(mode="json"), "command": redact_argv(inv.argv)})
         self.reporter.say(f"$ {inv.display()}")
+        if self.ranks_dir is not None:
+            nodes.clear_rank_stats(self.ranks_dir)  # the previous attempt's figures are not this one's
         self.finished = supervise(inv.argv, inv.env, self.log_path, self.on_line,
                                   stall_timeout=plan.recipe.output.stall_timeout, keep_fds=self.session.keep_fds)
         self.reporter.end_phase()
@@ -226,16 +277,26 @@ class Attempt:
             if isinstance(ev, OutputDir) and self.run_dir is None:
                 self.adopt_run_dir(Path(ev.path))
             elif isinstance(ev, Progress):
+                ev = self.with_rank_memory(ev)
                 self.last_progress = ev
                 if ev.memory_gib is not None:
                     self.peak_memory = max(self.peak_memory or 0.0, ev.memory_gib)
             self.reporter.event(ev)
 
+    def with_rank_memory(self, ev: Progress) -> Progress:
+        """Several ranks: each one's peak so far, from the files they write (ms-swift logs rank 0's)."""
+        if self.ranks_dir is None or time.monotonic() - self.ranks_read_at < RANK_READ_EVERY_S:
+            return ev
+        self.ranks_read_at = time.monotonic()
+        stats = nodes.read_rank_stats(self.ranks_dir)
+        memory = tuple(s.get("peak_memory_gib", s.get("peak_rss_gib")) for s in stats)
+        return replace(ev, rank_memory_gib=memory) if memory and None not in memory else ev
+
     def adopt_run_dir(self, run_dir: Path) -> None:
         """The run dir is known: move the log and the record into it (the open log follows the rename)."""
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        target = run_dir / "swiftkit.log"
+        target = run_dir / self.log_name
         try:
             os.replace(self.log_path, target)
             self.log_path = target
@@ -243,7 +304,8 @@ class Attempt:
             pass
         self.record.run_dir, self.record.log_path = str(run_dir), str(self.log_path)
         self.record.attempts[-1]["run_dir"] = str(run_dir)
-        self.session.record_path = run_dir / RECORD_NAME
+        if self.plan.launch.is_primary:
+            self.session.record_path = run_dir / RECORD_NAME
         self.session.save()
 
     def finish(self, finished: Finished, diagnosis: Diagnosis | None) -> None:
@@ -252,6 +314,14 @@ class Attempt:
             peak_memory_gib=self.peak_memory, diagnosis=asdict(diagnosis) if diagnosis else None,
             last_step=self.last_progress.step if self.last_progress else None, log=str(self.log_path))
         self.record.returncode = finished.returncode
+        if self.ranks_dir is not None:
+            self.record.attempts[-1]["ranks"] = nodes.read_rank_stats(self.ranks_dir)
+        if self.plan.launch.multi_node:
+            where = self.run_dir or nodes.state_dir(self.plan.output_dir)
+            keys = ("attempt", "started_at", "finished_at", "returncode", "wall_seconds", "peak_memory_gib",
+                    "diagnosis", "last_step", "log", "ranks", "run_dir")
+            self.node_record = nodes.write_node_record(where, self.plan.launch, {
+                **{k: self.record.attempts[-1].get(k) for k in keys}, "gpus": self.record.host.get("gpus", [])})
 
     def find_run_dir(self, finished: Finished) -> None:
         if self.run_dir is None:  # it died before saying where: the newest non-empty vN-* dir, if any

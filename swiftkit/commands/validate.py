@@ -4,6 +4,7 @@ import click
 
 from ..checks import check
 from ..errors import EXIT_OK, EXIT_USAGE, UserError
+from ..render import world_text
 from ..sizing import plan_for_run
 
 
@@ -20,7 +21,7 @@ def validate(recipes: list[str], overrides: list[str] | None = None) -> int:
             continue
         plan = checked.plan
         click.echo(f"ok: {path} (ms-swift {checked.catalog.version}; micro-batch {plan.micro_batch} x "
-                   f"accumulation {plan.grad_accum} x {max(checked.loaded.recipe.gpu.count, 1)} GPU(s))")
+                   f"accumulation {plan.grad_accum} x {world_text(checked.loaded.recipe)})")
         if planned is not None:
             click.echo(f"  {planned.line()}")
             if planned.choice:

@@ -67,6 +67,8 @@ class Progress:
     elapsed: float | None
     remaining: float | None
     raw: dict = field(default_factory=dict, repr=False, compare=False)
+    # peak memory of every rank of this node (GPU, else host), filled in by the supervisor: ms-swift logs rank 0's
+    rank_memory_gib: tuple[float, ...] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
