@@ -167,6 +167,44 @@ def run(recipe: str, overrides: tuple[str, ...], no_verify: bool, nnodes: int | 
 
 
 @cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe key.")
+@click.option("--nodes", type=int, help="Nodes (default: the recipe's gpu.nodes).")
+@click.option("--gpus-per-node", type=int, help="GPUs a node (default: gpu.count; 0: none).")
+@click.option("--partition", help="Slurm partition.")
+@click.option("--time", help="Slurm time limit: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.")
+@click.option("--account", help="Slurm account.")
+@click.option("--job-name", help="Default: the recipe's name.")
+@click.option("--cpus-per-task", type=int, help="Default: 8 a GPU, 4 for a CPU run.")
+@click.option("--mem", help="Memory a node, e.g. 200G.")
+@click.option("--sbatch-option", "sbatch_options", multiple=True, metavar="KEY=VALUE", help="Any other #SBATCH option.")
+@click.option("--no-requeue", is_flag=True, help="Do not requeue on preemption or node failure (allows "
+                                                 "output.resume: never).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the script here instead of stdout.")
+def slurm(recipe: str, overrides: tuple[str, ...], nodes: int | None, gpus_per_node: int | None,
+          partition: str | None, time: str | None, account: str | None, job_name: str | None,
+          cpus_per_task: int | None, mem: str | None, sbatch_options: tuple[str, ...], no_requeue: bool,
+          output: str | None) -> int:
+    """Write an sbatch script that runs `swiftkit run RECIPE` once per node, through srun.
+
+    Each node's `swiftkit run` reads its place from Slurm's environment (node id, node list, job id:
+    the master is the first node, the port comes from the job id). The job is requeue-safe: a requeued
+    job runs the same command and output.resume: auto continues from the last complete checkpoint.
+
+    \b
+    Example:
+      $ swiftkit slurm recipes/identity.yaml --nodes 2 --partition gpu --time 2:00:00 -o train.sbatch
+      train.sbatch
+      submit: sbatch train.sbatch
+    """
+    from .commands.slurm import slurm as go
+
+    return go(recipe, overrides=list(overrides), nodes=nodes, gpus_per_node=gpus_per_node, partition=partition,
+              time=time, account=account, job_name=job_name, cpus_per_task=cpus_per_task, mem=mem,
+              sbatch_options=sbatch_options, requeue=not no_requeue, output=output)
+
+
+@cli.command()
 @click.option("--output", type=click.Path(file_okay=False), help="Where the tiny model and the run go.")
 @_run_options
 def demo(output: str | None, quiet: bool, events: bool) -> int:
