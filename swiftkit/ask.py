@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from . import paths
 from .fingerprint import fingerprint
 from .logparse import Diagnosis, diagnose
 from .process import supervise
+from .phases import infer_clock
 from .render import ModelRef, render_infer
 from .swift_flags import Catalog
 
@@ -27,6 +29,7 @@ class Asked:
     log_path: Path | None
     wall_seconds: float
     cached: bool = False
+    phases: dict[str, float] | None = None  # seconds per phase of swift infer (phases.py)
 
 
 class AskFailed(Exception):
@@ -85,14 +88,16 @@ def ask(ref: ModelRef, catalog: Catalog, rows: list[dict], folder: Path, *, max_
     result.unlink(missing_ok=True)  # swift infer appends to an existing result file
     inv = render_infer(ref, catalog, val_dataset=dataset, result_path=result, max_new_tokens=max_new_tokens,
                        batch_size=batch_size, swift=paths.swift_command())
-    finished = supervise(inv.argv, inv.env, folder / f"{name}.log", lambda _line: None)
+    clock, started = infer_clock(), time.monotonic()
+    finished = supervise(inv.argv, inv.env, folder / f"{name}.log",
+                         lambda line: clock.line(time.monotonic() - started, line))
     if finished.returncode != 0:
         diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
         raise AskFailed(finished.returncode, diagnosis, finished.log_path)
     answers = read_answers(result)
     if key:
         _write_cache(key, answers)
-    return Asked(answers, finished.log_path, finished.wall_seconds)
+    return Asked(answers, finished.log_path, finished.wall_seconds, phases=clock.durations(finished.wall_seconds))
 
 
 def _cache_key(ref: ModelRef, rows: list[dict], max_new_tokens: int) -> str | None:

@@ -48,6 +48,7 @@ class Verified:
     answers_path: Path | None
     failures: list[str]  # thresholds the model missed, in words
     seconds: float
+    phases: dict[str, dict | str | None] = field(default_factory=dict)  # per swift infer: seconds per phase
 
 
 def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probes: Probes, folder: Path, *,
@@ -59,7 +60,7 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
              if probes.general else ""]
     say(f"swiftkit: verifying {tuned.label} with {' and '.join(k for k in kinds if k)} probes")
     asked = ask(tuned, catalog, rows, folder, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
-    card = retention = None
+    card = retention = base_asked = None
     failures: list[str] = []
     if probes.identity:
         card = sc.score(probes.identity, asked.answers, identity.name.model_dump() if identity else {},
@@ -76,5 +77,7 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
         if settings.min_retention is not None and retention.score < settings.min_retention:
             failures.append(f"retention {retention.score:.2f} is below verify.min_retention "
                             f"{settings.min_retention:.2f}: the tune changed the model's general answers")
+    phases = {"tuned": asked.phases, "base": "cached" if base_asked and base_asked.cached else
+              (base_asked.phases if base_asked else None)}
     return Verified(card, retention, asked.answers, folder / "answers.jsonl", failures,
-                    round(time.monotonic() - start, 2))
+                    round(time.monotonic() - start, 2), phases)

@@ -14,7 +14,8 @@ from ..checks import Checked
 from ..errors import EXIT_FAILURE, EXIT_OK
 from ..progress import make_reporter
 from ..recipe import Recipe
-from .run import Attempt, Session, new_record
+from ..training import Attempt, Session
+from .run import new_record
 
 
 class FollowerSession(Session):
