@@ -74,7 +74,8 @@ def _config(loaded: LoadedRecipe, key: str, value: Any, file: Path | None) -> tu
                            f"one of {', '.join(builtin)}, or a JSON file")
         file = path
     if not file.is_file():
-        fix = choice_fix(str(value), list(builtin)) if "/" not in str(value) and "." not in str(value) else None
+        name = Path(str(value)).name  # a --set value arrives as an absolute path
+        fix = choice_fix(name, list(builtin)) if "." not in name else None
         return None, p(f"{key} config {file} does not exist", where,
                        fix or f"a JSON file relative to the recipe, or one of {', '.join(builtin)}")
     try:

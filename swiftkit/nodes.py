@@ -153,13 +153,18 @@ def read_node_records(where: Path) -> list[dict]:
     return sorted((r for r in records if r and "node_rank" in r), key=lambda r: r["node_rank"])
 
 
-def wait_for_node_records(where: Path, nnodes: int, attempt: int, timeout: float) -> list[dict]:
-    """After a failed attempt: every node's record of that attempt, or what came within the timeout."""
+def wait_for_node_records(places: list[Path], nnodes: int, attempt: int, timeout: float) -> list[dict]:
+    """After a failed attempt: every node's record of that attempt (in the run dir, or in OUTPUT/.swiftkit for
+    a node that failed before the run dir was made), or those that came within the timeout, by node rank."""
     deadline = time.monotonic() + timeout
     while True:
-        records = [r for r in read_node_records(where) if r.get("attempt") == attempt]
-        if len(records) >= nnodes or time.monotonic() > deadline:
-            return records
+        found: dict[int, dict] = {}
+        for place in places:
+            for record in read_node_records(place):
+                if record.get("attempt") == attempt:
+                    found.setdefault(record["node_rank"], record)
+        if len(found) >= nnodes or time.monotonic() > deadline:
+            return [found[k] for k in sorted(found)]
         time.sleep(POLL_S)
 
 

@@ -94,25 +94,30 @@ class Session:
                            resume_from=str(plan.resume_from) if plan.resume_from else None)
 
     def across_nodes(self, attempt: "Attempt", diagnosis: Diagnosis | None) -> Diagnosis | None:
-        """Several nodes: an OOM on any rank of any node is the run's diagnosis (the other ranks only see
-        their peer vanish); each node's verdict goes into the record."""
+        """Several nodes: an OOM on any rank of any node is the run's diagnosis, and where this node saw only a
+        peer vanish ("distributed") another node's own cause is; each node's verdict goes into the record."""
         launch = attempt.plan.launch
         if not launch.multi_node:
             return diagnosis
         places = [p for p in (attempt.run_dir, nodes.state_dir(attempt.plan.output_dir)) if p is not None]
-        found: dict[int, dict] = {}
-        for place in places:
-            for rec in nodes.wait_for_node_records(place, launch.nnodes, attempt.number, NODE_WAIT_S):
-                found.setdefault(rec["node_rank"], rec)
+        found = {rec["node_rank"]: rec for rec in nodes.wait_for_node_records(places, launch.nnodes, attempt.number,
+                                                                             NODE_WAIT_S)}
         self.record.attempts[-1]["nodes"] = [{k: rec.get(k) for k in ("node_rank", "host", "returncode",
                                                                         "diagnosis", "ranks", "log")}
                                              for rec in found.values()]
-        for rec in found.values():
+        for rec in sorted(found.values(), key=lambda r: (r["diagnosis"] or {}).get("kind") != "cuda_oom"):
             other = rec.get("diagnosis") or {}
-            if other.get("kind") == "cuda_oom" and (diagnosis is None or diagnosis.kind != "cuda_oom"):
+            kind = other.get("kind")
+            symptom = diagnosis is None or diagnosis.kind == "distributed"
+            if rec["node_rank"] != launch.node_rank and (
+                    kind == "cuda_oom" and (diagnosis is None or diagnosis.kind != "cuda_oom")
+                    or kind not in (None, "distributed") and symptom):
                 fields = {k: other[k] for k in Diagnosis.__dataclass_fields__ if k in other}
                 fields["message"] = f"node {rec['node_rank']} ({rec.get('host')}): {other.get('message', '')}"
-                return Diagnosis(**fields)
+                combined = Diagnosis(**fields)
+                self.record.attempts[-1]["local_diagnosis"] = self.record.attempts[-1].get("diagnosis")
+                self.record.attempts[-1]["diagnosis"] = asdict(combined)
+                return combined
         return diagnosis
 
     def ladder_facts(self) -> Facts:

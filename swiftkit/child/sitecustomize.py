@@ -81,3 +81,21 @@ def _rank_stats(directory: str) -> None:
 _stats = os.environ.get("SWIFTKIT_RANK_STATS")
 if _stats and _is_training_process():
     _rank_stats(_stats)
+
+
+def _chain() -> None:
+    """Run the sitecustomize this one shadows (one further along the path: the user's, a cluster's, a test's),
+    as Python itself would have."""
+    import importlib.machinery
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    rest = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
+    if spec is None or spec.loader is None or os.path.abspath(spec.origin or "") == os.path.abspath(__file__):
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+
+_chain()
