@@ -104,7 +104,8 @@ def render_report(inp: RunInput) -> str:
         ("outcome", "Outcome", outcome(r, curves)),
         ("training", "Training", training(r, curves)),
         ("memory", "GPU memory", memory(r, curves)),
-        ("time", "Time", timings(r)),
+        ("nodes", "Nodes and ranks", more.nodes(r)),
+        ("time", "Time", more.timings(r)),
         ("checkpoints", "Checkpoints", more.checkpoints(r, inp.checkpoints)),
         ("scorecard", "Identity scorecard", more.scorecard(r)),
         ("retention", "Retention", more.retention(r)),
@@ -364,41 +365,3 @@ def memory(r: dict, curves: list[Curves]) -> str:
     return f'<div class="charts">{figure(chart, caption, "memory")}</div>'
 
 
-# ------------------------------------------------------------------------------------ time
-
-
-def phases(r: dict) -> list[tuple[str, float, str]]:
-    """(what, seconds, colour) in the order they ran."""
-    out: list[tuple[str, float, str]] = []
-    runtime = (r.get("summary") or {}).get("train_runtime")
-    for a in attempts_of(r):
-        wall, n = a.get("wall_seconds"), a.get("attempt", 1)
-        if not isinstance(wall, (int, float)):
-            continue
-        if a.get("returncode") == 0 and isinstance(runtime, (int, float)) and runtime <= wall:
-            out.append((f"attempt {n}: start-up and saving", wall - runtime, charts.GREY))
-            out.append((f"attempt {n}: training steps", runtime, attempt_color(n)))
-        else:
-            kind = (a.get("diagnosis") or {}).get("kind") or ("ok" if a.get("returncode") == 0 else "failed")
-            out.append((f"attempt {n} ({kind})", wall, attempt_color(n)))
-    v = r.get("verification") or {}
-    if isinstance(v.get("seconds"), (int, float)):
-        out.append(("verification (swift infer)", v["seconds"], charts.PALETTE[2]))
-    for e in r.get("exports") or []:
-        for key, label in (("merge", "export: merge"), ("verify", "export: check")):
-            value = (e.get("seconds") or {}).get(key)
-            if isinstance(value, (int, float)):
-                out.append((label, value, charts.PALETTE[3]))
-    return out
-
-
-def timings(r: dict) -> str:
-    found = phases(r)
-    if not found:
-        return ""
-    bars = [charts.Bar(label, value, color, seconds(value)) for label, value, color in found]
-    chart = charts.bar_chart("Where the time went", bars, "time", xlabel="seconds")
-    rows = [[esc(label), seconds(value)] for label, value, _ in found]
-    rows.append(["<strong>total</strong>", f"<strong>{seconds(sum(v for _, v, _ in found))}</strong>"])
-    return f'<div class="charts">{figure(chart, name="time")}<div>' + table(["phase", "time"], rows, numeric=(1,)) \
-        + "</div></div>"

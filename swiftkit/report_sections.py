@@ -238,3 +238,96 @@ def flat(value: Any, prefix: str = "") -> dict[str, Any]:
             out.update(flat(v, f"{prefix}{k}."))
         return out
     return {prefix[:-1]: value}
+
+
+# ------------------------------------------------------------------------------------ time
+
+PHASE_LABELS = {"start": "start-up (imports)", "arguments": "arguments", "model_load": "model load", "data": "data",
+                "setup": "setup", "training": "training steps", "save_exit": "saving and exit",
+                "generation": "generation"}
+
+
+def phases(r: dict) -> list[tuple[str, float, str]]:
+    """(what, seconds, colour) in the order they ran: before training, each attempt by phase where the record
+    has them (else start-up and training), verification by swift infer phase, exports."""
+    from .report import attempt_color, attempts_of
+
+    out: list[tuple[str, float, str]] = []
+    before = (r.get("timings") or {}).get("before_training")
+    if isinstance(before, (int, float)):
+        out.append(("before training (checks, plan, data)", before, charts.GREY))
+    runtime = (r.get("summary") or {}).get("train_runtime")
+    for a in attempts_of(r):
+        wall, n = a.get("wall_seconds"), a.get("attempt", 1)
+        if not isinstance(wall, (int, float)):
+            continue
+        split = a.get("phases") if isinstance(a.get("phases"), dict) else None
+        if split:
+            color = attempt_color(n)
+            out += [(f"attempt {n}: {PHASE_LABELS.get(k, k)}", v, color if k == "training" else charts.GREY)
+                    for k, v in split.items() if isinstance(v, (int, float))]
+        elif a.get("returncode") == 0 and isinstance(runtime, (int, float)) and runtime <= wall:
+            out.append((f"attempt {n}: start-up and saving", wall - runtime, charts.GREY))
+            out.append((f"attempt {n}: training steps", runtime, attempt_color(n)))
+        else:
+            kind = (a.get("diagnosis") or {}).get("kind") or ("ok" if a.get("returncode") == 0 else "failed")
+            out.append((f"attempt {n} ({kind})", wall, attempt_color(n)))
+    out += _verification_phases(r.get("verification") or {})
+    for e in r.get("exports") or []:
+        for key, label in (("merge", "export: merge"), ("verify", "export: check")):
+            value = (e.get("seconds") or {}).get(key)
+            if isinstance(value, (int, float)):
+                out.append((label, value, charts.PALETTE[3]))
+    return out
+
+
+def _verification_phases(v: dict) -> list[tuple[str, float, str]]:
+    split = v.get("phases") if isinstance(v.get("phases"), dict) else {}
+    out = []
+    for model in ("tuned", "base"):
+        found = split.get(model)
+        if isinstance(found, dict):
+            out += [(f"verification, {model} model: {PHASE_LABELS.get(k, k)}", s, charts.PALETTE[2])
+                    for k, s in found.items() if isinstance(s, (int, float))]
+    if not out and isinstance(v.get("seconds"), (int, float)):
+        out.append(("verification (swift infer)", v["seconds"], charts.PALETTE[2]))
+    return out
+
+
+def timings(r: dict) -> str:
+    found = phases(r)
+    if not found:
+        return ""
+    bars = [charts.Bar(label, value, color, seconds(value)) for label, value, color in found]
+    chart = charts.bar_chart("Where the time went", bars, "time", xlabel="seconds")
+    rows = [[esc(label), seconds(value)] for label, value, _ in found]
+    total = (r.get("timings") or {}).get("total")
+    shown = total if isinstance(total, (int, float)) else sum(v for _, v, _ in found)
+    rows.append(["<strong>total</strong>", f"<strong>{seconds(shown)}</strong>"])
+    return f'<div class="charts">{figure(chart, name="time")}<div>' + table(["phase", "time"], rows, numeric=(1,)) \
+        + "</div></div>"
+
+
+# ------------------------------------------------------------------------------------ nodes and ranks
+
+def nodes(r: dict) -> str:
+    """Several processes: each rank's own peak memory (ms-swift logs rank 0's), and each node's verdict."""
+    from .report import attempts_of
+
+    rows = []
+    for a in attempts_of(r):
+        per_node = {n.get("node_rank"): n for n in a.get("nodes") or [] if isinstance(n, dict)}
+        ranks = [s for n in per_node.values() for s in n.get("ranks") or []] or list(a.get("ranks") or [])
+        for s in sorted(ranks, key=lambda s: s.get("rank", 0)):
+            node = per_node.get(s.get("node_rank"), {})
+            kind = (node.get("diagnosis") or {}).get("kind") or ("ok" if node.get("returncode") in (0, None) else
+                                                                   f"exit {node.get('returncode')}")
+            memory = s.get("peak_memory_gib")
+            rows.append([str(a.get("attempt", 1)), str(s.get("node_rank", 0)), str(s.get("rank")), esc(s.get("host", "")),
+                         gib(memory) if memory is not None else f"{gib(s.get('peak_rss_gib'))} (host)", esc(kind)])
+    if not rows:
+        return ""
+    launch = r.get("launch") or {}
+    head = note(f"{launch.get('nnodes')} nodes, master {launch.get('master_addr')}:{launch.get('master_port')} "
+                f"({launch.get('source')})") if launch else ""
+    return head + table(["attempt", "node", "rank", "host", "peak memory", "node's verdict"], rows, numeric=(4,))

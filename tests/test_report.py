@@ -17,7 +17,8 @@ from conftest import ROOT
 from swiftkit.commands.report import after_run, find_record, report
 from swiftkit.errors import UserError
 from swiftkit.logparse import Eval, Progress, TrainSummary, diagnose, parse_line
-from swiftkit.report import RunInput, phases, render_report
+from swiftkit.report import RunInput, render_report
+from swiftkit.report_sections import nodes, phases
 from swiftkit.report_compare import render_comparison
 from swiftkit.report_html import seconds
 
@@ -395,3 +396,26 @@ def test_gpu_memory_is_drawn_against_the_card_the_cap_and_the_plan():
     assert rules["sk-plan"].at == 16.55 and rules["sk-plan"].label == "planned peak 16.6 GiB"
     assert rules["sk-cap"].at == 23 and rules["sk-budget"].at == 24
     assert "sk-plan" not in {rule.gid for rule in memory_limits({"resolved_recipe": {}})}
+
+
+def test_phases_and_ranks_of_a_run_over_two_nodes() -> None:
+    """A record with phase timings and per-node records (as commands/run.py writes them) is drawn by phase and
+    by rank; the OOM on node 1 is that node's verdict."""
+    oom = {"kind": "cuda_oom", "message": "node 1 (b): The GPU ran out of memory."}
+    record = {"timings": {"before_training": 1.5, "training": 30.0, "total": 40.0},
+              "launch": {"nnodes": 2, "master_addr": "a", "master_port": 29500, "source": "options"},
+              "attempts": [{"attempt": 1, "wall_seconds": 10.0, "returncode": 1, "diagnosis": oom,
+                            "phases": {"start": 6.0, "training": 3.0, "save_exit": 1.0},
+                            "nodes": [{"node_rank": 0, "host": "a", "returncode": 1,
+                                       "diagnosis": {"kind": "distributed"},
+                                       "ranks": [{"rank": 0, "node_rank": 0, "host": "a", "peak_memory_gib": 16.5}]},
+                                      {"node_rank": 1, "host": "b", "returncode": 1, "diagnosis": oom,
+                                       "ranks": [{"rank": 1, "node_rank": 1, "host": "b", "peak_memory_gib": 23.0}]}]}],
+              "verification": {"seconds": 8.0, "phases": {"tuned": {"start": 5.0, "generation": 3.0}, "base": None}}}
+    found = {label: value for label, value, _ in phases(record)}
+    assert found["before training (checks, plan, data)"] == 1.5
+    assert found["attempt 1: start-up (imports)"] == 6.0 and found["attempt 1: training steps"] == 3.0
+    assert found["verification, tuned model: generation"] == 3.0
+    text = text_of(nodes(record))
+    assert "2 nodes, master a:29500 (options)" in text
+    assert "1 0 0 a 16.50 GiB distributed" in text and "1 1 1 b 23.00 GiB cuda_oom" in text
