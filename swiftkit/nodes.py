@@ -19,6 +19,7 @@ import json
 import os
 import socket
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -78,13 +79,15 @@ def await_primary(output_dir: Path, launch: Launch, recipe_hash: str, *, after_a
     """The primary's next launch.json for this session (attempt > after_attempt), or a UserError: the output
     dir is not shared (the master answers, the file never shows), or node 0 never came."""
     path = state_dir(output_dir) / LAUNCH_FILE
-    start = time.monotonic()
+    start, started_at = time.monotonic(), time.time()
     master_up_since: float | None = None
     said = False
     while True:
         found = _read_json(path)
         if _is_next(found, launch, recipe_hash, after_attempt):
             return found  # type: ignore[return-value]
+        if after_attempt == 0 and _other_master(found, launch, recipe_hash, started_at):
+            raise other_master(launch, found)  # type: ignore[arg-type]
         waited = time.monotonic() - start
         if master_up_since is None and after_attempt == 0 and _answers(launch):
             master_up_since = time.monotonic()
@@ -105,6 +108,32 @@ def await_primary(output_dir: Path, launch: Launch, recipe_hash: str, *, after_a
 def _is_next(found: dict | None, launch: Launch, recipe_hash: str, after_attempt: int) -> bool:
     return (found is not None and found.get("session") == session_id(launch, recipe_hash)
             and int(found.get("attempt") or 0) > after_attempt)
+
+
+FRESH_S = 600  # a launch.json of this recipe written this long before this node started counts as this run's
+
+
+def _other_master(found: dict | None, launch: Launch, recipe_hash: str, started_at: float) -> bool:
+    """Node 0 of this recipe announced a master other than the one this node was told, just now."""
+    if not found or found.get("recipe_hash") != recipe_hash:
+        return False
+    theirs = found.get("launch") or {}
+    try:
+        written = datetime.fromisoformat(str(found.get("written_at"))).timestamp()
+    except ValueError:
+        return False
+    return written > started_at - FRESH_S and (theirs.get("master_addr"), theirs.get("master_port")) != (
+        launch.master_addr, launch.master_port)
+
+
+def other_master(launch: Launch, found: dict) -> UserError:
+    theirs = found.get("launch") or {}
+    return UserError([Problem(
+        f"node 0 ({found.get('host')}) started this recipe with master {theirs.get('master_addr')}:"
+        f"{theirs.get('master_port')} ({theirs.get('source')}), but this node was told "
+        f"{launch.master_addr}:{launch.master_port} ({launch.source})",
+        fix="give every node the same --master-addr (node 0's address) and --master-port")],
+        headline=f"node {launch.node_rank}: not the master node 0 uses; nothing was run here")
 
 
 def _answers(launch: Launch) -> bool:

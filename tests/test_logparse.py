@@ -395,6 +395,26 @@ def test_exit_codes_are_distinct_and_stable() -> None:
     assert lp.EXIT_CODES == {
         "unknown": 1, "cuda_oom": 3, "host_oom": 4, "bad_flag": 5, "dataset": 6,
         "model_not_found": 7, "network": 8, "disk_full": 9, "distributed": 10, "model_type": 11,
-        "export_unverified": 12, "stalled": 13, "interrupted": 130,
+        "export_unverified": 12, "stalled": 13, "rendezvous": 14, "interrupted": 130,
     }
     assert 2 not in lp.EXIT_CODES.values()  # swiftkit.errors.EXIT_USAGE
+
+
+@pytest.mark.parametrize("log, kind, says", [
+    ("cpu-tiny-dist-port-in-use-node0.log", "rendezvous",
+     "Node 0 could not listen on the master port 29533: another process already uses it."),
+    ("cpu-tiny-dist-master-unreachable-bounded.log", "rendezvous", "could not reach the master 127.0.0.1:29599"),
+    ("cpu-tiny-dist-master-unreachable-noroute-bounded.log", "rendezvous",
+     "could not reach the master 192.0.2.77:29533"),
+    ("cpu-tiny-dist-master-unreachable-proxied-bounded.log", "rendezvous", "or something that is not torch did"),
+    ("cpu-tiny-dist-rank-killed-node0.log", "distributed", "A training process at 127.0.0.1 went away"),
+    ("cpu-tiny-dist-rank-killed-node1.log", "host_oom", "killed (SIGKILL)"),
+    ("cpu-tiny-dist-rank-stopped-timeout-node0.log", "distributed", "A collective operation timed out"),
+    ("cpu-tiny-dist-one-node-2proc-rank-killed.log", "host_oom",
+     "First to fail: rank 1 (local_rank: 1) on localhost, exit -9."),
+])
+def test_distributed_failures_are_named(log, kind, says) -> None:
+    """Real torchrun/gloo output of nodes that could not meet, or lost a peer (tests/fixtures/logs/README.md)."""
+    lines, rc = run_output(log)
+    d = lp.diagnose(lines, rc)
+    assert d.kind == kind and says in d.message, (d.kind, d.message)

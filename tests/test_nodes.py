@@ -60,3 +60,13 @@ def test_rank_stats(tmp_path):
     assert nodes.rank_memory_line(stats) == "rank 0 16.50 GiB, rank 1 16.60 GiB"
     nodes.clear_rank_stats(tmp_path)
     assert nodes.read_rank_stats(tmp_path) == []
+
+
+def test_a_follower_told_another_master_says_so_at_once(tmp_path):
+    nodes.announce(tmp_path, PRIMARY, "abc", attempt=1, recipe={}, resume_from=None)
+    told = Launch(2, 1, "10.0.0.9", 29999, "options")
+    with pytest.raises(UserError) as err:
+        nodes.await_primary(tmp_path, told, "abc", after_attempt=0, timeout=30, say=lambda _: None)
+    text = err.value.format()
+    assert "started this recipe with master 127.0.0.1:29999 (options), but this node was told 10.0.0.9:29999" in text
+    assert "same --master-addr" in text

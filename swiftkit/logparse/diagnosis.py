@@ -9,7 +9,7 @@ from __future__ import annotations
 import ast
 import re
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .events import EXIT_CODES, CheckpointSaved, LastCheckpoint, TrainSummary
 from .lines import parse_line, segments
@@ -64,6 +64,10 @@ def diagnose(tail_lines: list[str], returncode: int, *,
         return None
     if interrupted_by is not None:
         return _interrupted(int(interrupted_by), returncode, context)
+    return _with_root_cause(_by_output(lines, returncode, context), lines)
+
+
+def _by_output(lines: list[str], returncode: int, context: dict) -> Diagnosis:
     for rule in RULES:
         found = _match(rule, lines)
         if found is not None:
@@ -73,6 +77,33 @@ def diagnose(tail_lines: list[str], returncode: int, *,
     if returncode in _SIGNAL_RETURNCODES:
         return _interrupted(int(_SIGNAL_RETURNCODES[returncode]), returncode, context)
     return _unknown(returncode, lines, context)
+
+
+_SUMMARY_FIELD = re.compile(r"^\s*(host|rank|exitcode)\s*:\s*(.+?)\s*$")
+
+
+def root_cause(lines: list[str]) -> dict[str, str] | None:
+    """torchrun's ChildFailedError summary, 'Root Cause (first observed failure)': host, rank, exitcode."""
+    start = next((i for i in range(len(lines) - 1, -1, -1) if "Root Cause (first observed failure)" in lines[i]),
+                 None)
+    if start is None:
+        return None
+    found: dict[str, str] = {}
+    for line in lines[start + 1:start + 12]:
+        m = _SUMMARY_FIELD.match(line)
+        if m:
+            found.setdefault(m.group(1), m.group(2))
+    return found if "rank" in found else None
+
+
+def _with_root_cause(d: Diagnosis, lines: list[str]) -> Diagnosis:
+    """Name the rank that failed first (and its host) where torchrun's summary says which."""
+    cause = root_cause(lines)
+    if cause is None or d.kind in ("bad_flag", "dataset", "model_not_found", "model_type", "network"):
+        return d
+    where = f"rank {cause['rank']}" + (f" on {cause['host']}" if cause.get("host") else "")
+    code = cause.get("exitcode", "").split(" (pid")[0]
+    return replace(d, message=f"{d.message} First to fail: {where}" + (f", exit {code}." if code else "."))
 
 
 _FRAME = re.compile(r'^(\s*)File "[^"]*", line \d+')

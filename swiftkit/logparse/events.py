@@ -18,6 +18,7 @@ Exit codes, one per failure kind. They are part of swiftkit's interface: keep th
 | 11   | model_type      | ms-swift could not tell the model type of a local dir      |
 | 12   | export_unverified | a merged export answers unlike base + adapter            |
 | 13   | stalled         | no output for output.stall_timeout s: stopped (resumable)  |
+| 14   | rendezvous      | the nodes could not meet: master port in use or unreachable |
 | 130  | interrupted     | stopped by SIGINT (128 + 2)                                |
 | 143  | interrupted     | stopped by SIGTERM (128 + 15)                              |
 
@@ -42,6 +43,7 @@ EXIT_CODES: dict[str, int] = {
     "model_type": 11,
     "export_unverified": 12,  # not from a log: a merged model that answers unlike base + adapter
     "stalled": 13,  # not from a log: the child printed nothing for output.stall_timeout seconds
+    "rendezvous": 14,
     "interrupted": 130,  # SIGINT; SIGTERM gives 143, any other signal 128 + its number
 }
 

@@ -129,6 +129,44 @@ RULES: tuple[Rule, ...] = (
           "host='modelscope.cn', port=443): Max retries exceeded with url: /api/v1/models/Qwen/"
           "NoSuchModel-0.5B/repo/files?Revision=master&Recursive=True",
           "probe-model-hub-unreachable.log (no network)"),
+    _rule("rendezvous",
+          r"failed to listen on any local network address\. port: (?P<port>\d+).*EADDRINUSE",
+          "Node 0 could not listen on the master port {port}: another process already uses it.",
+          "Start the run with another port on every node (--master-port P), or stop what holds it "
+          "(`ss -ltnp | grep :{port}` on node 0).",
+          "torch.distributed.DistNetworkError: The server socket has failed to listen on any local network "
+          "address. port: 29533, useIpv6: false, code: -98, name: EADDRINUSE, message: address already in use",
+          "cpu-tiny-dist-port-in-use-node0.log (another process listening on MASTER_PORT)"),
+    _rule("rendezvous",
+          r"(?:client socket has (?:timed out after \d+ms while trying to connect to|failed to connect to any "
+          r"network address of) \((?P<host>[^,]+), (?P<port>\d+)\)|Ping failed, invalid value returned from "
+          r"server)",
+          "This node could not reach the master {host}:{port} (node 0's rendezvous): nothing answered there, "
+          "or something that is not torch did.",
+          "Check that --master-addr is node 0's address as this node reaches it, that node 0 started with the same "
+          "--master-port, and that no firewall blocks the port; the wait is bounded by torchrun's rendezvous "
+          "timeout (900 s; PET_RDZV_CONF=timeout=N changes it).",
+          "[E1129 04:28:33.829206898 socket.cpp:1028] [c10d] The client socket has timed out after 30000ms "
+          "while trying to connect to (127.0.0.1, 29599).",
+          "cpu-tiny-dist-master-unreachable-bounded.log, -noroute-bounded.log, -proxied-bounded.log"),
+    _rule("distributed",
+          r"Connection closed by peer \[(?P<peer>[^\]]+)\]:\d+\. This is typically caused by a remote worker",
+          "A training process at {peer} went away (crashed or was killed), and this node's processes lost "
+          "their peer.",
+          "The other node's log says why (swiftkit-nodeR.log in the run dir, and its swiftkit-node-R.json); "
+          "run again to resume from the last complete checkpoint.",
+          "[rank0]: RuntimeError: [/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:553] "
+          "Connection closed by peer [127.0.0.1]:901. This is typically caused by a remote worker crashing.",
+          "cpu-tiny-dist-rank-killed-node0.log (node 1's training process SIGKILLed mid-run)"),
+    _rule("distributed",
+          r"Timed out waiting (?P<ms>\d+)ms for (?:send|recv) operation|Watchdog caught collective operation "
+          r"timeout",
+          "A collective operation timed out: another rank stopped answering (hung, stopped or too slow).",
+          "The other ranks' logs show which one stopped; distributed.timeout sets how long a collective waits. "
+          "Run again to resume from the last complete checkpoint.",
+          "[rank0]: RuntimeError: [/__w/pytorch/pytorch/third_party/gloo/gloo/transport/tcp/unbound_buffer.cc:"
+          "129] Timed out waiting 60000ms for send operation to complete",
+          "cpu-tiny-dist-rank-stopped-timeout-node0.log (node 1 SIGSTOPped, ddp_timeout 60)"),
     _rule("distributed", r"terminate called without an active exception",
           "A training process aborted while shutting down.",
           "Look at the checkpoint on disk: if it is complete, the run's work is done.",
