@@ -50,6 +50,8 @@ class Session:
             if finished.returncode == 0 and finished.stalled_after is None:
                 return attempt.succeeded(finished)
             diagnosis = self.across_nodes(attempt, attempt.failed(finished))
+            if diagnosis is not None and self.aborted_after_the_work(attempt, diagnosis):
+                return attempt.succeeded(finished)
             change = None
             if diagnosis is not None and diagnosis.kind == "cuda_oom":
                 change = next_recipe(plan.recipe, tried, self.ladder_facts())
@@ -69,6 +71,19 @@ class Session:
             self.reporter.say(f"swiftkit: out of memory (attempt {attempt.number}); retrying with {change.what}"
                               + (f"; resuming from {resume}" if resume else ""))
             plan = plan.with_recipe(change.recipe, resume_from=resume)
+
+    def aborted_after_the_work(self, attempt: "Attempt", diagnosis: Diagnosis) -> bool:
+        """A process that aborts while shutting down (gloo's teardown, cpu-tiny-ddp2-teardown-abort.log) after
+        training finished and its last checkpoint is complete has done the work: the run counts as trained."""
+        if diagnosis.kind != "distributed" or not diagnosis.training_finished or attempt.plan.launch.multi_node:
+            return False
+        checkpoint = attempt.last_checkpoint()
+        if checkpoint is None or not diagnosis.checkpoint or Path(diagnosis.checkpoint).name != checkpoint.name:
+            return False
+        self.record.attempts[-1]["aborted_at_exit"] = diagnosis.evidence
+        self.reporter.say(f"swiftkit: training finished and {checkpoint} is complete; a training process then "
+                          f"aborted while shutting down ({diagnosis.evidence[:80]}): ignored")
+        return True
 
     def record_timings(self, started: float | None) -> None:
         """Where the whole job's time went: before training (checks, plan, data), each training child by

@@ -191,3 +191,17 @@ def test_a_swift_of_another_major_version_is_refused(recipe, monkeypatch, tmp_pa
     assert code == 2, err[-2000:]
     assert f"{swift} (from SWIFTKIT_SWIFT) starts ms-swift 3.9.0" in err and "checked against ms-swift 4." in err
     assert not (recipe.parent / "out").exists()
+
+
+def test_an_abort_at_shutdown_after_the_work_is_saved_still_counts_as_trained(recipe, fault_env):
+    """gloo's teardown abort (cpu-tiny-ddp2-teardown-abort.log), injected into the real child after it saved:
+    training finished and the last checkpoint is complete, so the run is trained, with the abort noted."""
+    recipe.write_text(recipe.read_text().replace("epochs: 4", "epochs: 1"))
+    fault_env(ABORT_AT_EXIT=1)
+    code, _, err = run_cli("run", str(recipe))
+    assert code == 0, err[-3000:]
+    assert "a training process then aborted while shutting down (terminate called without an active exception)" \
+           in err
+    record = record_of(recipe.parent / "out")
+    assert record["status"] == "succeeded" and record["attempts"][0]["returncode"] != 0
+    assert record["attempts"][0]["aborted_at_exit"] == "terminate called without an active exception"

@@ -7,6 +7,8 @@ SWIFTKIT_TEST_OOM_AFTER_STEP=K: ... but only once K steps are done (so checkpoin
 SWIFTKIT_TEST_STEP_SLEEP=S: every training step sleeps S seconds (time to kill or interrupt a run).
 SWIFTKIT_TEST_HANG_AT_STEP=K: once K steps are done the training step never returns and prints nothing,
 as a dataloader deadlock or a collective waiting for a dead rank does.
+SWIFTKIT_TEST_ABORT_AT_EXIT=1: the training process aborts while shutting down, after everything is saved,
+printing what a C++ std::terminate prints (as in cpu-tiny-ddp2-teardown-abort.log).
 """
 import importlib.abc
 import importlib.util
@@ -21,6 +23,7 @@ LIMIT = os.environ.get("SWIFTKIT_TEST_OOM_ABOVE_MICRO_BATCH")
 AFTER = int(os.environ.get("SWIFTKIT_TEST_OOM_AFTER_STEP", "0"))
 SLEEP = float(os.environ.get("SWIFTKIT_TEST_STEP_SLEEP", "0"))
 HANG = os.environ.get("SWIFTKIT_TEST_HANG_AT_STEP")
+ABORT = os.environ.get("SWIFTKIT_TEST_ABORT_AT_EXIT")
 
 
 def _patch(module) -> None:
@@ -64,3 +67,18 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
 if (LIMIT or SLEEP or HANG) and sys.argv[:1] and sys.argv[0].replace("\\", "/").endswith("swift/cli/sft.py"):
     sys.meta_path.insert(0, _AfterImport())
+
+
+def _abort_at_exit() -> None:
+    import atexit
+
+    def abort() -> None:
+        sys.stderr.write("terminate called without an active exception\n")
+        sys.stderr.flush()
+        os.abort()
+
+    atexit.register(abort)
+
+
+if ABORT and sys.argv[:1] and sys.argv[0].replace("\\", "/").endswith("swift/cli/sft.py"):
+    _abort_at_exit()
