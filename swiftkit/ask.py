@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from .fingerprint import fingerprint
 from .logparse import Diagnosis, diagnose
 from .process import supervise
 from .phases import infer_clock
-from .render import ModelRef, render_infer
+from .render import CHILD_DIR, ModelRef, render_infer
 from .swift_flags import Catalog
 
 
@@ -98,6 +99,48 @@ def ask(ref: ModelRef, catalog: Catalog, rows: list[dict], folder: Path, *, max_
     if key:
         _write_cache(key, answers)
     return Asked(answers, finished.log_path, finished.wall_seconds, phases=clock.durations(finished.wall_seconds))
+
+
+def can_share_engine(tuned: ModelRef, base: ModelRef) -> bool:
+    """The tuned model is the base plus an adapter: one engine can answer for both."""
+    return tuned.adapter is not None and base.adapter is None and (
+        tuned.model, tuned.model_type, tuned.template, tuned.dtype, tuned.system) == (
+        base.model, base.model_type, base.template, base.dtype, base.system)
+
+
+def cached_answers(ref: ModelRef, rows: list[dict], max_new_tokens: int) -> dict[str, str] | None:
+    key = _cache_key(ref, rows, max_new_tokens)
+    return _read_cache(key) if key else None
+
+
+def ask_both(tuned: ModelRef, base: ModelRef, tuned_rows: list[dict], base_rows: list[dict], folder: Path, *,
+             max_new_tokens: int, batch_size: int) -> tuple[Asked, Asked]:
+    """The tuned model's and the base model's answers from one engine, the model loaded once
+    (child/answer_worker.py); the base answers are cached as ask() caches them."""
+    jobs = []
+    for name, ref, rows in (("answers", tuned, tuned_rows), ("base-answers", base, base_rows)):
+        result = folder / f"{name}.jsonl"
+        result.unlink(missing_ok=True)
+        jobs.append({"tuned": ref.adapter is not None, "result": str(result),
+                     "questions": str(write_infer_dataset(rows, folder / f"{name}.questions.jsonl"))})
+    timings_path = folder / "answers-shared.timings.json"
+    spec = {"model": base.model, "adapter": str(tuned.adapter), "model_type": base.model_type, "template": base.template, "dtype": base.dtype,
+            "system": base.system, "max_new_tokens": max_new_tokens, "batch_size": batch_size, "jobs": jobs,
+            "timings": str(timings_path)}
+    finished = supervise([sys.executable, str(CHILD_DIR / "answer_worker.py"), json.dumps(spec)], base.env,
+                         folder / "answers-shared.log", lambda _line: None)
+    if finished.returncode != 0:
+        diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
+        raise AskFailed(finished.returncode, diagnosis, finished.log_path)
+    timings = json.loads(timings_path.read_text(encoding="utf-8"))
+    shared = {k: timings.get(k, 0.0) for k in ("start", "model_load")}
+    answers = [read_answers(Path(job["result"])) for job in jobs]
+    key = _cache_key(base, base_rows, max_new_tokens)
+    if key:
+        _write_cache(key, answers[1])
+    return (Asked(answers[0], finished.log_path, finished.wall_seconds,
+                  phases={**shared, "generation": timings.get("generation_tuned", 0.0)}),
+            Asked(answers[1], finished.log_path, 0.0, phases={"generation": timings.get("generation_base", 0.0)}))
 
 
 def _cache_key(ref: ModelRef, rows: list[dict], max_new_tokens: int) -> str | None:

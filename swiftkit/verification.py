@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import scorecard as sc
-from .ask import ask
+from .ask import ask, ask_both, cached_answers, can_share_engine
 from .paths import bundled_general_probes
 from .recipe import Identity, VerifySection
 from .render import ModelRef
@@ -59,8 +59,16 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
     kinds = [f"{len(probes.identity)} identity" if probes.identity else "", f"{len(probes.general)} general"
              if probes.general else ""]
     say(f"swiftkit: verifying {tuned.label} with {' and '.join(k for k in kinds if k)} probes")
-    asked = ask(tuned, catalog, rows, folder, max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
     card = retention = base_asked = None
+    want_base = bool(probes.general) and base is not None
+    if want_base and can_share_engine(tuned, base) and cached_answers(base, probes.general,  # type: ignore[arg-type]
+                                                                        settings.max_new_tokens) is None:
+        # the base model is the tuned one without its adapter: one engine, one model load, for both
+        asked, base_asked = ask_both(tuned, base, rows, probes.general, folder,  # type: ignore[arg-type]
+                                     max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
+    else:
+        asked = ask(tuned, catalog, rows, folder, max_new_tokens=settings.max_new_tokens,
+                    batch_size=settings.batch_size)
     failures: list[str] = []
     if probes.identity:
         card = sc.score(probes.identity, asked.answers, identity.name.model_dump() if identity else {},
@@ -69,15 +77,18 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
         if settings.min_score is not None and (card.score or 0.0) < settings.min_score:
             failures.append(f"verification score {card.score or 0:.0%} is below verify.min_score "
                             f"{settings.min_score:.0%}: the identity did not take")
-    if probes.general and base is not None:
-        base_asked = ask(base, catalog, probes.general, folder, max_new_tokens=settings.max_new_tokens,
-                         batch_size=settings.batch_size, name="base-answers", cache=True)
+    if want_base:
+        if base_asked is None:
+            base_asked = ask(base, catalog, probes.general, folder,  # type: ignore[arg-type]
+                             max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                             name="base-answers", cache=True)
         retention = compare(probes.general, base_asked.answers, asked.answers)
         say(format_retention(retention, settings.min_retention))
         if settings.min_retention is not None and retention.score < settings.min_retention:
             failures.append(f"retention {retention.score:.2f} is below verify.min_retention "
                             f"{settings.min_retention:.2f}: the tune changed the model's general answers")
+    shared = base_asked is not None and base_asked.log_path is not None and base_asked.log_path == asked.log_path
     phases = {"tuned": asked.phases, "base": "cached" if base_asked and base_asked.cached else
-              (base_asked.phases if base_asked else None)}
+              (base_asked.phases if base_asked else None), "engine": "shared" if shared else "swift infer"}
     return Verified(card, retention, asked.answers, folder / "answers.jsonl", failures,
                     round(time.monotonic() - start, 2), phases)

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from test_fingerprint import model
 
@@ -33,3 +36,27 @@ def test_cache_key_covers_model_content_questions_and_settings(tmp_path):
     assert _read_cache(key) == {"q1": "a1", "q2": "a2"}
     (tmp_path / "m" / "model.safetensors").write_bytes(b"retrained")
     assert _cache_key(base, rows, 64) != key  # new weights: asked again
+
+
+@pytest.mark.e2e
+def test_one_engine_answers_as_two_swift_infers_do(demo_run, catalog, tmp_path):
+    """The tuned and the base model's answers from one engine (the model loaded once) are exactly those of
+    `swift infer --adapters CKPT` and plain `swift infer`, on the demo's trained tiny model."""
+    import glob
+
+    from swiftkit.ask import ask, ask_both
+    from swiftkit.render import ModelRef
+
+    out = demo_run[0]
+    checkpoint = Path(sorted(glob.glob(str(out / "v*" / "checkpoint-*")))[-1])
+    env = {"CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    common = (str(out / "model"), "qwen2", "qwen2_5", "float32", "You are a helpful assistant.", env)
+    base, tuned = ModelRef(common[0], None, *common[1:]), ModelRef(common[0], checkpoint, *common[1:])
+    general = [{"query": q} for q in ("12乘以7等于多少？", "What is the capital of France?", "把“谢谢”翻译成英文。")]
+    identity = [{"query": "你是谁？"}, {"query": "Who made you?"}]
+    a, b = ask_both(tuned, base, identity + general, general, tmp_path / "one", max_new_tokens=24, batch_size=8)
+    a2 = ask(tuned, catalog, identity + general, tmp_path / "two", max_new_tokens=24, batch_size=8)
+    b2 = ask(base, catalog, general, tmp_path / "two", max_new_tokens=24, batch_size=8, name="base")
+    assert a.answers == a2.answers and b.answers == b2.answers
+    assert "Swift-Robot" in a.answers["你是谁？"] and a.answers != b.answers
+    assert a.phases["model_load"] > 0 and b.phases["generation"] > 0

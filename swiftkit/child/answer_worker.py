@@ -1,0 +1,65 @@
+"""Runs in a child process for verification: one ms-swift engine answers the base model's questions and the
+tuned model's, loading the model once (a `swift infer` a model costs a whole ms-swift start-up, 16-23 s of
+imports on an H200 host: bench/results/gpu-speed).
+
+argv[1] is a JSON spec: model, model_type, template, dtype, system, max_new_tokens, batch_size, timings (a
+path), adapter (PATH), and jobs: [{"tuned": bool, "questions": PATH, "result": PATH}]. Questions are swift
+infer datasets (ask.write_infer_dataset); each job's answers go to its result file as swift infer writes them
+(`messages` and `response`), so ask.read_answers reads both alike. The engine loads the base with the adapter,
+as `swift infer --adapters` does; the base model's answers come with the adapter disabled (peft's
+disable_adapter). (ms-swift's per-request AdapterRequest cannot be used: TransformersEngine passes one adapter
+name for a whole batch, which peft refuses.) Greedy, as `swift infer --temperature 0`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+
+
+def _requests(path: str, system: str | None, InferRequest) -> list:
+    out = []
+    for line in open(path, encoding="utf-8"):
+        if line.strip():
+            user = [m for m in json.loads(line)["messages"] if m["role"] == "user"][:1]
+            out.append(InferRequest(messages=([{"role": "system", "content": system}] if system else []) + user))
+    return out
+
+
+def main() -> int:
+    spec = json.loads(sys.argv[1])
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    import torch
+    from swift.infer_engine import InferRequest, RequestConfig, TransformersEngine
+
+    timings["start"] = round(time.monotonic() - started, 2)
+    print("[swiftkit] imported", file=sys.stderr, flush=True)
+    mark = time.monotonic()
+    dtype = getattr(torch, spec["dtype"]) if spec.get("dtype") else None
+    engine = TransformersEngine(spec["model"], adapters=[spec["adapter"]], model_type=spec.get("model_type"),
+                                template_type=spec.get("template"), torch_dtype=dtype, max_batch_size=spec["batch_size"])
+    timings["model_load"] = round(time.monotonic() - mark, 2)
+    print(f"[swiftkit] model loaded on {engine.model.device}", file=sys.stderr, flush=True)
+    config = RequestConfig(max_tokens=spec["max_new_tokens"], temperature=0)
+    for job in spec["jobs"]:
+        mark = time.monotonic()
+        requests = _requests(job["questions"], spec.get("system"), InferRequest)
+        adapter = job["tuned"]
+        with (contextlib.nullcontext() if adapter else engine.model.disable_adapter()):
+            responses = engine.infer(requests, config, use_tqdm=False)
+        with open(job["result"], "w", encoding="utf-8") as f:
+            for request, response in zip(requests, responses):
+                answer = response.choices[0].message.content if response and response.choices else ""
+                f.write(json.dumps({"messages": request.messages, "response": answer}, ensure_ascii=False) + "\n")
+        timings[f"generation_{'tuned' if adapter else 'base'}"] = round(time.monotonic() - mark, 2)
+        print(f"[swiftkit] answered {len(requests)} questions ({'tuned' if adapter else 'base'})", file=sys.stderr,
+              flush=True)
+    with open(spec["timings"], "w", encoding="utf-8") as f:
+        json.dump(timings, f)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
