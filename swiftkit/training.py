@@ -328,6 +328,9 @@ class Attempt:
         self.reporter.say(f"swiftkit: trained: {checkpoint.path}\n  steps {s.get('global_step')}, final loss "
                           f"{_num(s.get('final_loss'))}, train runtime {_num(s.get('train_runtime'))} s, "
                           f"peak GPU memory {memory}")
+        ranks = nodes.rank_memory_line(self.record.attempts[-1].get("ranks") or [])
+        if ranks:
+            self.reporter.say(f"  peak memory per rank of this node: {ranks}")
         return EXIT_OK, checkpoint
 
     def summary(self) -> dict:

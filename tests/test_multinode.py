@@ -79,6 +79,7 @@ def test_two_nodes_train_one_run_with_one_record_and_two_node_records(tmp_path, 
     assert "node 0 of 2, master 127.0.0.1" in out0 and "node 0 owns the run record" in out0
     assert "node 1 of 2" in out1 and "node 0 decides, this node follows" in out1
     assert "verification" in out0 and "verifying" not in out1  # node 0 alone asks the probes
+    assert "peak memory per rank of this node: rank 0 " in out0 and " GiB host" in out0
     d = run_dir(recipe)
     assert [p.name for p in sorted(d.glob("swiftkit-run*.json"))] == ["swiftkit-run.json"]
     record = json.loads((d / "swiftkit-run.json").read_text())
