@@ -8,6 +8,9 @@
 #   levers       verify.batch_size 256 (each swift infer answers all its probes in one batch) and
 #                save_only_model (no optimizer state in the checkpoint); no cached answers
 #   levers-warm  the same again: the base model's answers come from swiftkit's answer cache (one model load)
+#   one-engine   the preset as bundled since: batch 256, and tuned and base answered by one engine (one model
+#                load, one ms-swift start-up for verification); no cached answers
+# ONLY="one-engine" runs only the runs named.
 # OUT_DIR gets each run's record (phase timings) and printed output.
 set -u
 out=${1:-/tmp/gpu-result}
@@ -37,9 +40,12 @@ run() {  # NAME ARGS...
   grep -E "steps [0-9]+, final|exact answers, trained|retention score" "$out/$name.txt" | tail -3
   cp /tmp/runs/$name/v*/swiftkit-run.json "$out/$name.record.json" 2>/dev/null
 }
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 rm -rf /tmp/skcache/answers
-run preset
+want preset && run preset --set verify.batch_size=32
 rm -rf /tmp/skcache/answers
 levers=(--set verify.batch_size=256 --set swift.save_only_model=true)
-run levers "${levers[@]}"
-run levers-warm "${levers[@]}"
+want levers && run levers "${levers[@]}"
+want levers-warm && run levers-warm "${levers[@]}"
+rm -rf /tmp/skcache/answers
+want one-engine && run one-engine
