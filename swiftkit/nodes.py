@@ -30,6 +30,7 @@ from .record import now
 LAUNCH_FILE = "launch.json"
 SHARED_GRACE_S = 90  # a network filesystem may show a new file this late (NFS attribute cache: up to 60 s)
 POLL_S = 1.0
+FRESH_S = 600  # a launch.json of this recipe written this long before this node started counts as this run's
 
 
 def state_dir(output_dir: Path) -> Path:
@@ -59,7 +60,7 @@ def _read_json(path: Path) -> dict | None:
 
 def announce(output_dir: Path, launch: Launch, recipe_hash: str, *, attempt: int, recipe: dict | None,
              resume_from: str | None, status: str = "train") -> None:
-    """What every node trains next (status train), or that the run is over (status stop)."""
+    """What every node trains next (status train), or that the run is over (stop: given up; done: trained)."""
     _write_json(state_dir(output_dir) / LAUNCH_FILE, {
         "status": status, "attempt": attempt, "recipe_hash": recipe_hash, "recipe": recipe,
         "resume_from": resume_from, "launch": launch.to_json(), "host": socket.gethostname(),
@@ -84,7 +85,7 @@ def await_primary(output_dir: Path, launch: Launch, recipe_hash: str, *, after_a
     said = False
     while True:
         found = _read_json(path)
-        if _is_next(found, launch, recipe_hash, after_attempt):
+        if _is_next(found, launch, recipe_hash, after_attempt, started_at):
             return found  # type: ignore[return-value]
         if after_attempt == 0 and _other_master(found, launch, recipe_hash, started_at):
             raise other_master(launch, found)  # type: ignore[arg-type]
@@ -105,12 +106,26 @@ def await_primary(output_dir: Path, launch: Launch, recipe_hash: str, *, after_a
         time.sleep(POLL_S)
 
 
-def _is_next(found: dict | None, launch: Launch, recipe_hash: str, after_attempt: int) -> bool:
-    return (found is not None and found.get("session") == session_id(launch, recipe_hash)
-            and int(found.get("attempt") or 0) > after_attempt)
+def _is_next(found: dict | None, launch: Launch, recipe_hash: str, after_attempt: int, started_at: float) -> bool:
+    """This run's next word from node 0. Before the first attempt only a fresh `train` counts: a launch.json
+    left by an earlier run of the same recipe and port says done or stop, or (node 0 killed) is old."""
+    if found is None or found.get("session") != session_id(launch, recipe_hash):
+        return False
+    if int(found.get("attempt") or 0) <= after_attempt:
+        return False
+    return after_attempt > 0 or (found.get("status") == "train" and _written(found) > started_at - FRESH_S)
 
 
-FRESH_S = 600  # a launch.json of this recipe written this long before this node started counts as this run's
+def _written(found: dict) -> float:
+    try:
+        return datetime.fromisoformat(str(found.get("written_at"))).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def clear(output_dir: Path) -> None:
+    """Node 0, starting: an earlier run's launch.json must not be taken for this one's."""
+    (state_dir(output_dir) / LAUNCH_FILE).unlink(missing_ok=True)
 
 
 def _other_master(found: dict | None, launch: Launch, recipe_hash: str, started_at: float) -> bool:
@@ -118,11 +133,7 @@ def _other_master(found: dict | None, launch: Launch, recipe_hash: str, started_
     if not found or found.get("recipe_hash") != recipe_hash:
         return False
     theirs = found.get("launch") or {}
-    try:
-        written = datetime.fromisoformat(str(found.get("written_at"))).timestamp()
-    except ValueError:
-        return False
-    return written > started_at - FRESH_S and (theirs.get("master_addr"), theirs.get("master_port")) != (
+    return found.get("status") == "train" and _written(found) > started_at - FRESH_S and (theirs.get("master_addr"), theirs.get("master_port")) != (
         launch.master_addr, launch.master_port)
 
 

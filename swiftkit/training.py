@@ -48,6 +48,7 @@ class Session:
             self.announce(plan, attempt.number)
             finished = attempt.start()
             if finished.returncode == 0 and finished.stalled_after is None:
+                self.announce(plan, attempt.number + 1, status="done")
                 return attempt.succeeded(finished)
             diagnosis = self.across_nodes(attempt, attempt.failed(finished))
             if diagnosis is not None and self.aborted_after_the_work(attempt, diagnosis):

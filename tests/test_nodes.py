@@ -70,3 +70,19 @@ def test_a_follower_told_another_master_says_so_at_once(tmp_path):
     text = err.value.format()
     assert "started this recipe with master 127.0.0.1:29999 (options), but this node was told 10.0.0.9:29999" in text
     assert "same --master-addr" in text
+
+
+@pytest.mark.parametrize("status", ["done", "stop"])
+def test_an_earlier_runs_last_word_is_not_taken_for_this_run(tmp_path, status):
+    """The same recipe and port ran before: its launch.json says done (or stop); a follower waits for node 0."""
+    nodes.announce(tmp_path, PRIMARY, "abc", attempt=2, recipe={}, resume_from=None, status=status)
+    with pytest.raises(UserError, match="waited"):
+        nodes.await_primary(tmp_path, FOLLOWER, "abc", after_attempt=0, timeout=1.5, say=lambda _: None)
+    # after a failed attempt, node 0's stop is this run's answer
+    assert nodes.await_primary(tmp_path, FOLLOWER, "abc", after_attempt=1, timeout=5, say=print)["status"] == status
+
+
+def test_node_0_clears_the_last_word_when_it_starts(tmp_path):
+    nodes.announce(tmp_path, PRIMARY, "abc", attempt=1, recipe={}, resume_from=None)
+    nodes.clear(tmp_path)
+    assert not (tmp_path / ".swiftkit" / "launch.json").exists()

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from .. import exports, paths, runlock, targets, verification
+from .. import exports, nodes, paths, runlock, targets, verification
 from ..ask import AskFailed
 from ..checkpoints import Checkpoint
 from ..checks import Checked, check
@@ -54,6 +54,7 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
         record = new_record(checked, identity)
         plan = resume_plan(checked, record, reporter, planned)
         if plan.launch.multi_node:
+            nodes.clear(plan.output_dir)  # an earlier run's word to the other nodes is not this run's
             record.extra["launch"] = plan.launch.to_json()
             reporter.say(f"swiftkit: {plan.launch.describe()}; node 0 owns the run record, verification and export")
         if planned is not None:
