@@ -18,7 +18,7 @@ from pathlib import Path
 from . import paths
 from .fingerprint import fingerprint
 from .logparse import Diagnosis, diagnose
-from .process import supervise
+from .process import Worker, supervise
 from .phases import infer_clock
 from .render import CHILD_DIR, ModelRef, render_infer
 from .swift_flags import Catalog
@@ -113,12 +113,25 @@ def cached_answers(ref: ModelRef, rows: list[dict], max_new_tokens: int) -> dict
     return _read_cache(key) if key else None
 
 
+class Prewarmed:
+    """An answer worker started before training (verify.prewarm): it imports ms-swift while the GPU trains,
+    then waits for its questions; `close` ends it when it is not needed (training failed)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path):
+        self.worker = Worker([sys.executable, str(CHILD_DIR / "answer_worker.py")], env, log_path)
+
+    def close(self) -> None:
+        self.worker.close(timeout=0.5)
+
+
 def ask_both(tuned: ModelRef, base: ModelRef, tuned_rows: list[dict], base_rows: list[dict], folder: Path, *,
-             max_new_tokens: int, batch_size: int) -> tuple[Asked, Asked]:
+             max_new_tokens: int, batch_size: int, prewarmed: Prewarmed | None = None) -> tuple[Asked, Asked | None]:
     """The tuned model's and the base model's answers from one engine, the model loaded once
-    (child/answer_worker.py); the base answers are cached as ask() caches them."""
+    (child/answer_worker.py), in a prewarmed worker where there is one; no base rows: the tuned model's
+    only. The base answers are cached as ask() caches them."""
     jobs = []
-    for name, ref, rows in (("answers", tuned, tuned_rows), ("base-answers", base, base_rows)):
+    pairs = [("answers", tuned, tuned_rows)] + ([("base-answers", base, base_rows)] if base_rows else [])
+    for name, ref, rows in pairs:
         result = folder / f"{name}.jsonl"
         result.unlink(missing_ok=True)
         jobs.append({"tuned": ref.adapter is not None, "result": str(result),
@@ -127,20 +140,42 @@ def ask_both(tuned: ModelRef, base: ModelRef, tuned_rows: list[dict], base_rows:
     spec = {"model": base.model, "adapter": str(tuned.adapter), "model_type": base.model_type, "template": base.template, "dtype": base.dtype,
             "system": base.system, "max_new_tokens": max_new_tokens, "batch_size": batch_size, "jobs": jobs,
             "timings": str(timings_path)}
-    finished = supervise([sys.executable, str(CHILD_DIR / "answer_worker.py"), json.dumps(spec)], base.env,
-                         folder / "answers-shared.log", lambda _line: None)
-    if finished.returncode != 0:
-        diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
-        raise AskFailed(finished.returncode, diagnosis, finished.log_path)
+    if prewarmed is not None:
+        code, tail, log_path, wall = _answer_prewarmed(prewarmed, spec)
+        if code != 0:
+            raise AskFailed(code, diagnose(tail, code), log_path)
+    else:
+        finished = supervise([sys.executable, str(CHILD_DIR / "answer_worker.py"), json.dumps(spec)], base.env,
+                             folder / "answers-shared.log", lambda _line: None)
+        if finished.returncode != 0:
+            diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
+            raise AskFailed(finished.returncode, diagnosis, finished.log_path)
+        log_path, wall = finished.log_path, finished.wall_seconds
     timings = json.loads(timings_path.read_text(encoding="utf-8"))
     shared = {k: timings.get(k, 0.0) for k in ("start", "model_load")}
     answers = [read_answers(Path(job["result"])) for job in jobs]
+    tuned_asked = Asked(answers[0], log_path, wall, phases={**shared, "generation": timings.get("generation_tuned", 0.0)})
+    if not base_rows:
+        return tuned_asked, None
     key = _cache_key(base, base_rows, max_new_tokens)
     if key:
         _write_cache(key, answers[1])
-    return (Asked(answers[0], finished.log_path, finished.wall_seconds,
-                  phases={**shared, "generation": timings.get("generation_tuned", 0.0)}),
-            Asked(answers[1], finished.log_path, 0.0, phases={"generation": timings.get("generation_base", 0.0)}))
+    return tuned_asked, Asked(answers[1], log_path, 0.0, phases={"generation": timings.get("generation_base", 0.0)})
+
+
+def _answer_prewarmed(prewarmed: Prewarmed, spec: dict) -> tuple[int, list[str], Path, float]:
+    """Hand the prewarmed worker its questions and wait for it: (exit code, log tail, log, seconds)."""
+    start, worker = time.monotonic(), prewarmed.worker
+    try:
+        worker.send(spec)
+        assert worker.proc.stdin is not None
+        worker.proc.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass  # it died already: its exit code and log say why
+    code = worker.proc.wait()
+    tail = worker.tail()
+    worker.close()
+    return code, tail, worker.log_path, round(time.monotonic() - start, 2)
 
 
 def _cache_key(ref: ModelRef, rows: list[dict], max_new_tokens: int) -> str | None:

@@ -216,6 +216,10 @@ class VerifySection(Strict):
     general_holdout: int = Field(32, ge=0, description="Rows of the recipe's local general data kept out of "
                                  "training for eval loss at the start and end (at most a tenth of a file; 0: off)")
     max_new_tokens: int = Field(64, gt=0)
+    prewarm: bool | Literal["auto"] = Field(
+        "auto", description="Start the verifying engine's process while training runs, so ms-swift's import "
+                            "(15-25 s on a GPU host) overlaps training; auto: on GPUs (on a few CPU cores it would "
+                            "slow training down)")
     batch_size: int = Field(256, gt=0, description="Probes answered together by swift infer (256: every probe of "
                             "the bundled sets in one batch; on an H200 the 7B identity job verified in 78 s "
                             "against 109 s at 32, bench/results/gpu-speed)")

@@ -7,12 +7,12 @@ the base model answers the general probes once per base model (cached by its fin
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from . import scorecard as sc
-from .ask import ask, ask_both, cached_answers, can_share_engine
+from .ask import Prewarmed, ask, ask_both, cached_answers, can_share_engine
 from .paths import bundled_general_probes
 from .recipe import Identity, VerifySection
 from .render import ModelRef
@@ -52,8 +52,10 @@ class Verified:
 
 
 def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probes: Probes, folder: Path, *,
-                 settings: VerifySection, identity: Identity | None, say: Callable[[str], None]) -> Verified:
-    """Ask, score, judge. Raises ask.AskFailed when swift infer fails."""
+                 settings: VerifySection, identity: Identity | None, say: Callable[[str], None],
+                 prewarmed: Prewarmed | None = None) -> Verified:
+    """Ask, score, judge. Raises ask.AskFailed when swift infer fails. `prewarmed`: an answer worker started
+    during training (verify.prewarm), used where one engine can answer."""
     start = time.monotonic()
     rows = probes.rows()
     kinds = [f"{len(probes.identity)} identity" if probes.identity else "", f"{len(probes.general)} general"
@@ -61,11 +63,14 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
     say(f"swiftkit: verifying {tuned.label} with {' and '.join(k for k in kinds if k)} probes")
     card = retention = base_asked = None
     want_base = bool(probes.general) and base is not None
-    if want_base and can_share_engine(tuned, base) and cached_answers(base, probes.general,  # type: ignore[arg-type]
-                                                                        settings.max_new_tokens) is None:
+    engine_base = base if base is not None else replace(tuned, adapter=None)
+    one_engine = tuned.adapter is not None and can_share_engine(tuned, engine_base)
+    base_rows = probes.general if want_base and cached_answers(engine_base, probes.general,
+                                                               settings.max_new_tokens) is None else []
+    if one_engine and (base_rows or prewarmed is not None):
         # the base model is the tuned one without its adapter: one engine, one model load, for both
-        asked, base_asked = ask_both(tuned, base, rows, probes.general, folder,  # type: ignore[arg-type]
-                                     max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size)
+        asked, base_asked = ask_both(tuned, engine_base, rows, base_rows, folder, max_new_tokens=settings.max_new_tokens,
+                                     batch_size=settings.batch_size, prewarmed=prewarmed)
     else:
         asked = ask(tuned, catalog, rows, folder, max_new_tokens=settings.max_new_tokens,
                     batch_size=settings.batch_size)

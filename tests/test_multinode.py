@@ -113,3 +113,20 @@ def test_an_oom_on_node_1_moves_both_nodes_down_the_ladder(tmp_path, model):
     assert {n["node_rank"]: (n["diagnosis"] or {}).get("kind") for n in first["nodes"]}[1] == "cuda_oom"
     assert (second["micro_batch"], second["gradient_accumulation"]) == (6, 2)  # 6 x 2 x 2 nodes = 24, kept
     assert record["status"] == "succeeded"
+
+
+def test_prewarmed_verification_on_one_node(tmp_path, model):
+    """verify.prewarm: the verifying engine imports ms-swift while training runs, then answers the tuned and the
+    base model's questions in one process; its import is not counted as verification's."""
+    from conftest import run_cli
+
+    recipe = tmp_path / "recipe.yaml"
+    text = RECIPE.format(model=model, verify="true").replace("nodes: 2", "nodes: 1")
+    recipe.write_text(text.replace("retention: false}", "retention: true, prewarm: true}"), encoding="utf-8")
+    code, _, err = run_cli("run", str(recipe))
+    assert code == 0, err[-3000:]
+    record = json.loads((run_dir(recipe) / "swiftkit-run.json").read_text())
+    phases = record["verification"]["phases"]
+    assert phases["engine"] == "shared" and phases["tuned"]["start"] == 0.0 and phases["base"]["generation"] > 0
+    assert record["verification"]["answered"] == 92 and record["retention"]["score"] > 0
+    assert list((recipe.parent / "out" / ".swiftkit").glob("answers-prewarm-*.log"))

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .. import exports, nodes, paths, runlock, targets, verification
-from ..ask import AskFailed
+from ..ask import AskFailed, Prewarmed
 from ..checkpoints import Checkpoint
 from ..checks import Checked, check
 from ..datasets import IdentityFiles
@@ -49,6 +49,7 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
          do_verify: bool, started: float | None = None) -> int:
     reporter = make_reporter(quiet=quiet, events=events)
     session: Session | None = None
+    prewarmed: Prewarmed | None = None
     try:
         identity = prepare_data(checked)
         record = new_record(checked, identity)
@@ -62,17 +63,20 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
             reporter.say(f"swiftkit: {planned.line()}" + (f"\n  auto: {planned.choice}" if planned.choice else ""))
         reporter.say(f"swiftkit: training {checked.loaded.path} (ms-swift {checked.catalog.version})")
         session = Session(checked, record, reporter, lock_fd)
+        prewarmed = prewarm(checked, plan) if do_verify else None
         code, checkpoint = session.train(plan)
         if checkpoint is None:
             return code
         if do_verify and checked.loaded.recipe.verify.enabled:
-            code = verify_step(checked, session, checkpoint, identity)
+            code = verify_step(checked, session, checkpoint, identity, prewarmed)
             if code != EXIT_OK:
                 return code
         if checked.loaded.recipe.export.merge:
             return export_step(checked, session, checkpoint)
         return EXIT_OK
     finally:
+        if prewarmed is not None:
+            prewarmed.close()  # used or not, it ends with the run
         if session is not None:
             session.record_timings(started)
             # every run gets its report, a failed or interrupted one too; after_run never raises
@@ -112,7 +116,17 @@ def resume_plan(checked: Checked, record: RunRecord, reporter: Reporter, planned
     return plan.with_recipe(recipe, resume_from=Path(found.checkpoint.path))
 
 
-def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, identity: IdentityFiles | None) -> int:
+def prewarm(checked: Checked, plan: Plan) -> Prewarmed | None:
+    """verify.prewarm: the engine that will verify starts importing ms-swift now, while training runs."""
+    v, r = checked.loaded.recipe.verify, checked.loaded.recipe
+    wanted = v.prewarm if isinstance(v.prewarm, bool) else r.gpu.count > 0
+    if not (wanted and v.enabled and r.lora.tuner != "full"):
+        return None
+    return Prewarmed(model_ref(plan, None).env, plan.output_dir / ".swiftkit" / f"answers-prewarm-{os.getpid()}.log")
+
+
+def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, identity: IdentityFiles | None,
+                prewarmed: Prewarmed | None = None) -> int:
     """Ask the trained model the identity and general probes; judge against verify.min_score / min_retention."""
     r, record, reporter = checked.loaded.recipe, session.record, session.reporter
     probes = verification.load(r.verify, identity.probes_path if identity else None, checked.general_probes)
@@ -123,7 +137,7 @@ def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, iden
     try:
         v = verification.verify_model(model_ref(plan, Path(checkpoint.path)), model_ref(plan, None), checked.catalog,
                                       probes, Path(checkpoint.path).parent / "verify", settings=r.verify,
-                                      identity=r.identity, say=reporter.say)
+                                      identity=r.identity, say=reporter.say, prewarmed=prewarmed)
     except AskFailed as failed:
         record.verification = {"error": failed.to_dict()}
         session.save()
