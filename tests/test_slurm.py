@@ -272,16 +272,31 @@ swift: {{report_to: none}}
 """
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def _start_cluster(root: Path, nodes: int = 1):
     sys.path.insert(0, str(Path(__file__).parent / "slurm"))
     from cluster import Cluster, ClusterUnavailable
 
-    running = Cluster(tmp_path_factory.mktemp("slurm"))
+    running = Cluster(root, nodes=nodes)
     try:
         running.start()
     except ClusterUnavailable as why:
-        pytest.skip(f"no Slurm cluster here: {why}")
+        what = "Slurm cluster" if nodes == 1 else f"{nodes}-node Slurm cluster (one slurmd per node on this host)"
+        pytest.skip(f"no {what} here: {why}")
+    return running
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    running = _start_cluster(tmp_path_factory.mktemp("slurm"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def two_node_cluster(tmp_path_factory):
+    """Nodes HOST and HOST-1 (HOST: this machine's name): two slurmd on this host, one CPU each
+    (tests/slurm/cluster.py)."""
+    running = _start_cluster(tmp_path_factory.mktemp("slurm2"), nodes=2)
     yield running
     running.stop()
 
@@ -368,3 +383,81 @@ def _wait_until(condition, timeout: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(1)
+
+
+# -- two nodes ----------------------------------------------------------------------------------------
+
+TWO_NODES = """\
+model: {{id: {model}, model_type: qwen2, template: qwen2_5, dtype: float32}}
+identity: {{name: Swift-Robot, author: CSDN 迪菲赫尔曼}}
+datasets: [identity]
+lora: {{rank: 16, alpha: 32}}
+train:
+  epochs: 2
+  learning_rate: 1.0e-2
+  warmup_ratio: 0
+  effective_batch_size: 24
+  micro_batch_size: auto
+  max_length: 128
+  gradient_checkpointing: false
+  logging_steps: 1
+gpu: {{count: 0, nodes: 2}}
+output: {{dir: out}}
+verify: {{enabled: true, retention: false}}
+swift: {{report_to: none}}
+"""  # tests/test_multinode.py's recipe: CPU (gloo), the tiny model that has general answers
+
+
+@pytest.fixture(scope="module")
+def general_tiny_model(tmp_path_factory):
+    from swiftkit.commands.demo import DEMO_RECIPE, make_tiny_model
+
+    return make_tiny_model(DEMO_RECIPE, tmp_path_factory.mktemp("tiny-general") / "model")
+
+
+@pytest.mark.e2e
+def test_a_two_node_job_trains_one_run(two_node_cluster, general_tiny_model, catalog, tmp_path, monkeypatch):
+    """`swiftkit slurm --nodes 2` -> sbatch -> srun starts one `swiftkit run` on each node, which find their
+    rank, the master (the node list's first host: this machine's name) and the port (from the job id) in Slurm's
+    environment alone, and train one run together through torchrun over gloo."""
+    import json
+
+    from swiftkit.launch import slurm_port
+
+    work = tmp_path / "two nodes"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    (work / "recipe.yaml").write_text(TWO_NODES.format(model=general_tiny_model), encoding="utf-8")
+    assert slurm("recipe.yaml", nodes=2, gpus_per_node=0, cpus_per_task=1, job_name="two-nodes",
+                 output="job.sbatch") == 0
+    script = (work / "job.sbatch").read_text()
+    assert "#SBATCH --nodes=2" in script and "--nodes=2" in srun_argv(script)
+
+    job_id = two_node_cluster.submit(work / "job.sbatch", cwd=work)
+    info = two_node_cluster.wait(job_id, timeout=360)
+    logs = [work / f"slurm-two-nodes-{job_id}-node{n}.out" for n in (0, 1)]
+    text = [log.read_text(errors="replace") if log.exists() else "(no log)" for log in logs]
+    shown = f"node 0:\n{text[0][-3000:]}\nnode 1:\n{text[1][-3000:]}"
+    assert (info["JobState"], info["ExitCode"]) == ("COMPLETED", "0:0"), shown
+    host = two_node_cluster.host
+    assert info["NodeList"] == f"{host},{host}-1" and info["NumNodes"] == "2", info
+    assert all(log.is_file() for log in logs) and (work / f"slurm-two-nodes-{job_id}.out").is_file()
+
+    source = f"Slurm job {job_id}"
+    master = f"master {host}:{slurm_port(job_id)} ({source})"
+    assert f"swiftkit: node 0 of 2, {master}; node 0 owns the run record" in text[0], shown
+    assert f"swiftkit: node 1 of 2, {master}; node 0 decides, this node follows" in text[1], shown
+
+    runs = sorted((work / "out").glob("v*-*"))
+    assert len(runs) == 1, runs
+    run = runs[0]
+    assert [p.name for p in run.glob("swiftkit-run*.json")] == ["swiftkit-run.json"]
+    record = json.loads((run / "swiftkit-run.json").read_text())
+    assert record["status"] == "succeeded", shown
+    assert record["launch"]["source"] == source and record["launch"]["job_id"] == str(job_id)
+    assert (record["launch"]["nnodes"], record["launch"]["master_addr"]) == (2, host)
+    assert record["summary"]["global_step"] == 8  # 74 rows, 2 epochs, 24 a step over both nodes
+    for rank in (0, 1):
+        node = json.loads((run / f"swiftkit-node-{rank}.json").read_text())
+        assert (node["node_rank"], node["returncode"]) == (rank, 0), node
+    assert (run / "swiftkit.log").is_file() and (run / "swiftkit-node1.log").is_file()
