@@ -10,7 +10,9 @@
 #   levers-warm  the same again: the base model's answers come from swiftkit's answer cache (one model load)
 #   one-engine   the preset as bundled since: batch 256, and tuned and base answered by one engine (one model
 #                load, one ms-swift start-up for verification); no cached answers
-# ONLY="one-engine" runs only the runs named.
+#   prewarm      as bundled now: one-engine plus verify.prewarm (auto on GPUs: the verifying engine imports
+#                ms-swift while training runs); no cached answers
+# ONLY="one-engine prewarm" runs only the runs named.
 # OUT_DIR gets each run's record (phase timings) and printed output.
 set -u
 out=${1:-/tmp/gpu-result}
@@ -48,4 +50,6 @@ levers=(--set verify.batch_size=256 --set swift.save_only_model=true)
 want levers && run levers "${levers[@]}"
 want levers-warm && run levers-warm "${levers[@]}"
 rm -rf /tmp/skcache/answers
-want one-engine && run one-engine
+want one-engine && run one-engine --set verify.prewarm=false
+rm -rf /tmp/skcache/answers
+want prewarm && run prewarm
