@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -117,11 +118,27 @@ class Prewarmed:
     """An answer worker started before training (verify.prewarm): it imports ms-swift while the GPU trains,
     then waits for its questions; `close` ends it when it is not needed (training failed)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path):
+    def __init__(self, env: dict[str, str], log_path: Path, model: str | None = None):
         self.worker = Worker([sys.executable, str(CHILD_DIR / "answer_worker.py")], env, log_path)
+        # The base model's answer cache is keyed by the model's content: hashing 15 GB of weights the first time
+        # takes seconds, which a thread spends now, during training, instead of at verification.
+        self.hashing = threading.Thread(target=_hash_quietly, args=(model,), daemon=True) if model else None
+        if self.hashing is not None:
+            self.hashing.start()
+
+    def hashed(self) -> None:
+        if self.hashing is not None:
+            self.hashing.join()
 
     def close(self) -> None:
         self.worker.close(timeout=0.5)
+
+
+def _hash_quietly(model: str) -> None:
+    try:
+        fingerprint(model)
+    except OSError:
+        pass  # unreadable now: verification hashes it again and says why there
 
 
 def ask_both(tuned: ModelRef, base: ModelRef, tuned_rows: list[dict], base_rows: list[dict], folder: Path, *,

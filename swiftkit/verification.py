@@ -64,6 +64,8 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
     card = retention = base_asked = None
     want_base = bool(probes.general) and base is not None
     engine_base = base if base is not None else replace(tuned, adapter=None)
+    if prewarmed is not None:
+        prewarmed.hashed()  # the model's fingerprint, computed during training, keys the cached base answers
     one_engine = tuned.adapter is not None and can_share_engine(tuned, engine_base)
     base_rows = probes.general if want_base and cached_answers(engine_base, probes.general,
                                                                settings.max_new_tokens) is None else []
@@ -94,6 +96,7 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
                             f"{settings.min_retention:.2f}: the tune changed the model's general answers")
     shared = base_asked is not None and base_asked.log_path is not None and base_asked.log_path == asked.log_path
     phases = {"tuned": asked.phases, "base": "cached" if base_asked and base_asked.cached else
-              (base_asked.phases if base_asked else None), "engine": "shared" if shared else "swift infer"}
+              (base_asked.phases if base_asked else None), "engine": "shared" if shared else "swift infer",
+              "engine_seconds": asked.wall_seconds}
     return Verified(card, retention, asked.answers, folder / "answers.jsonl", failures,
                     round(time.monotonic() - start, 2), phases)

@@ -122,7 +122,8 @@ def prewarm(checked: Checked, plan: Plan) -> Prewarmed | None:
     wanted = v.prewarm if isinstance(v.prewarm, bool) else r.gpu.count > 0
     if not (wanted and v.enabled and r.lora.tuner != "full"):
         return None
-    return Prewarmed(model_ref(plan, None).env, plan.output_dir / ".swiftkit" / f"answers-prewarm-{os.getpid()}.log")
+    return Prewarmed(model_ref(plan, None).env, plan.output_dir / ".swiftkit" / f"answers-prewarm-{os.getpid()}.log",
+                     plan.model if plan.model_is_local and v.retention else None)
 
 
 def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, identity: IdentityFiles | None,
