@@ -121,7 +121,7 @@ class Session:
         self.record.attempts[-1]["nodes"] = [{k: rec.get(k) for k in ("node_rank", "host", "returncode",
                                                                         "diagnosis", "ranks", "log")}
                                              for rec in found.values()]
-        for rec in sorted(found.values(), key=lambda r: (r["diagnosis"] or {}).get("kind") != "cuda_oom"):
+        for rec in sorted(found.values(), key=lambda r: (r.get("diagnosis") or {}).get("kind") != "cuda_oom"):
             other = rec.get("diagnosis") or {}
             kind = other.get("kind")
             symptom = diagnosis is None or diagnosis.kind == "distributed"
