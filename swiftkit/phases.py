@@ -29,7 +29,8 @@ INFER_MARKERS: tuple[tuple[str, re.Pattern], ...] = (
 @dataclass
 class PhaseClock:
     """Feed it (seconds, line); `durations(end)` gives seconds per phase, the last phase ending at `end`
-    (the child's exit): `save_exit` after training for sft, `generation` after setup for infer."""
+    (the child's exit): `save_exit` after training for sft, `generation` after setup for infer, and
+    `until_exit` after the last marker seen for a child that stopped on the way."""
 
     markers: tuple[tuple[str, re.Pattern], ...] = SFT_MARKERS
     last: str = "save_exit"
@@ -48,7 +49,8 @@ class PhaseClock:
             if name in self.seen and self.seen[name] >= before:
                 out[name] = round(self.seen[name] - before, 2)
                 before = self.seen[name]
-        out[self.last] = round(max(end - before, 0.0), 2)
+        finished = self.markers[-1][0] in self.seen  # else it died (or was stopped) on the way
+        out[self.last if finished else "until_exit"] = round(max(end - before, 0.0), 2)
         return out
 
 

@@ -244,7 +244,7 @@ def flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 PHASE_LABELS = {"start": "start-up (imports)", "arguments": "arguments", "model_load": "model load", "data": "data",
                 "setup": "setup", "training": "training steps", "save_exit": "saving and exit",
-                "generation": "generation"}
+                "generation": "generation", "until_exit": "until it stopped"}
 
 
 def phases(r: dict) -> list[tuple[str, float, str]]:
