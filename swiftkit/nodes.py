@@ -16,7 +16,6 @@ OUTPUT/.swiftkit/ passes between them, so the output dir must be one that every 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 from datetime import datetime
@@ -25,7 +24,7 @@ from typing import Callable
 
 from .errors import Problem, UserError
 from .launch import Launch
-from .record import now
+from .record import now, write_record
 
 LAUNCH_FILE = "launch.json"
 SHARED_GRACE_S = 90  # a network filesystem may show a new file this late (NFS attribute cache: up to 60 s)
@@ -41,13 +40,6 @@ def node_record_name(node_rank: int) -> str:
     return f"swiftkit-node-{node_rank}.json"
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _read_json(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -61,7 +53,7 @@ def _read_json(path: Path) -> dict | None:
 def announce(output_dir: Path, launch: Launch, recipe_hash: str, *, attempt: int, recipe: dict | None,
              resume_from: str | None, status: str = "train") -> None:
     """What every node trains next (status train), or that the run is over (stop: given up; done: trained)."""
-    _write_json(state_dir(output_dir) / LAUNCH_FILE, {
+    write_record(state_dir(output_dir) / LAUNCH_FILE, {
         "status": status, "attempt": attempt, "recipe_hash": recipe_hash, "recipe": recipe,
         "resume_from": resume_from, "launch": launch.to_json(), "host": socket.gethostname(),
         "written_at": now(), "session": session_id(launch, recipe_hash)})
@@ -183,7 +175,7 @@ def clear_rank_stats(directory: Path) -> None:
 def write_node_record(where: Path, launch: Launch, data: dict) -> Path:
     """This node's record, beside the run record (or in OUTPUT/.swiftkit when no run dir was made)."""
     path = where / node_record_name(launch.node_rank)
-    _write_json(path, {"version": 1, "node_rank": launch.node_rank, "nnodes": launch.nnodes,
+    write_record(path, {"version": 1, "node_rank": launch.node_rank, "nnodes": launch.nnodes,
                        "launch": launch.to_json(), "host": socket.gethostname(), **data})
     return path
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from . import scorecard as sc
-from .ask import Prewarmed, ask, ask_both, cached_answers, can_share_engine
+from .ask import Asked, Prewarmed, ask, ask_both, cached_answers, can_share_engine
 from .paths import bundled_general_probes
 from .recipe import Identity, VerifySection
 from .render import ModelRef
@@ -67,12 +67,16 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
     if prewarmed is not None:
         prewarmed.hashed()  # the model's fingerprint, computed during training, keys the cached base answers
     one_engine = tuned.adapter is not None and can_share_engine(tuned, engine_base)
-    base_rows = probes.general if want_base and cached_answers(engine_base, probes.general,
-                                                               settings.max_new_tokens) is None else []
+    cached = cached_answers(engine_base, probes.general, settings.max_new_tokens) if want_base else None
+    if cached is not None:
+        base_asked = Asked(cached, None, 0.0, cached=True)
+    base_rows = probes.general if want_base and cached is None else []
     if one_engine and (base_rows or prewarmed is not None):
         # the base model is the tuned one without its adapter: one engine, one model load, for both
-        asked, base_asked = ask_both(tuned, engine_base, rows, base_rows, folder, max_new_tokens=settings.max_new_tokens,
-                                     batch_size=settings.batch_size, prewarmed=prewarmed)
+        asked, shared_base = ask_both(tuned, engine_base, rows, base_rows, folder,
+                                      max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                                      prewarmed=prewarmed)
+        base_asked = base_asked or shared_base
     else:
         asked = ask(tuned, catalog, rows, folder, max_new_tokens=settings.max_new_tokens,
                     batch_size=settings.batch_size)

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 from helpers import RECIPE, project
+from test_multinode import RECIPE as TWO_NODES  # CPU (gloo), two nodes, the tiny model
 
 from swiftkit.commands.slurm import slurm, swiftkit_command
 from swiftkit.errors import UserError
@@ -387,25 +388,6 @@ def _wait_until(condition, timeout: float) -> None:
 
 # -- two nodes ----------------------------------------------------------------------------------------
 
-TWO_NODES = """\
-model: {{id: {model}, model_type: qwen2, template: qwen2_5, dtype: float32}}
-identity: {{name: Swift-Robot, author: CSDN 迪菲赫尔曼}}
-datasets: [identity]
-lora: {{rank: 16, alpha: 32}}
-train:
-  epochs: 2
-  learning_rate: 1.0e-2
-  warmup_ratio: 0
-  effective_batch_size: 24
-  micro_batch_size: auto
-  max_length: 128
-  gradient_checkpointing: false
-  logging_steps: 1
-gpu: {{count: 0, nodes: 2}}
-output: {{dir: out}}
-verify: {{enabled: true, retention: false}}
-swift: {{report_to: none}}
-"""  # tests/test_multinode.py's recipe: CPU (gloo), the tiny model that has general answers
 
 
 @pytest.fixture(scope="module")
@@ -427,7 +409,7 @@ def test_a_two_node_job_trains_one_run(two_node_cluster, general_tiny_model, cat
     work = tmp_path / "two nodes"
     work.mkdir()
     monkeypatch.chdir(work)
-    (work / "recipe.yaml").write_text(TWO_NODES.format(model=general_tiny_model), encoding="utf-8")
+    (work / "recipe.yaml").write_text(TWO_NODES.format(model=general_tiny_model, verify="true"), encoding="utf-8")
     assert slurm("recipe.yaml", nodes=2, gpus_per_node=0, cpus_per_task=1, job_name="two-nodes",
                  output="job.sbatch") == 0
     script = (work / "job.sbatch").read_text()
