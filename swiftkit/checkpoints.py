@@ -4,32 +4,24 @@ ms-swift writes OUTPUT_DIR/vN-YYYYMMDD-HHMMSS/ (N = highest existing + 1) holdin
 dirs and a `last-checkpoint` link. A failed start leaves an empty vN dir behind (seen for a
 rejected flag and a missing dataset). A checkpoint can be half-written (disk full, SIGKILL):
 the log's `last_model_checkpoint:` line then still names it (tests/fixtures/logs/
-probe-disk-full.log), so nothing here trusts the log; every file is checked on disk.
-
-No torch or safetensors import: a safetensors file is checked by reading its 8-byte header
-length and its JSON header, then comparing the data size the header promises with the file.
+probe-disk-full.log), so nothing here trusts the log; every file is checked on disk (the weight
+files by weightfiles.py).
 """
 from __future__ import annotations
 
 import json
 import math
 import re
-import struct
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable
 
 from swiftkit.logparse import OutputDir, parse_line
+from .weightfiles import check_weights, listdir, read_json
 
 RUN_DIR = re.compile(r"^v(\d+)-(\d{8})-(\d{6})$")
 CHECKPOINT_DIR = re.compile(r"^checkpoint-(\d+)$")
-
-# A header larger than this is not a header: a corrupt length would otherwise make us read GBs.
-_MAX_HEADER = 100 * 1024 * 1024
-_DTYPE_BYTES = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2, "U16": 2,
-                "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 
 
 @dataclass
@@ -88,18 +80,11 @@ def find_runs(output_dir: Path) -> list[Run]:
 def _children(parent: Path, pattern: re.Pattern) -> list[tuple[Path, re.Match]]:
     """Sub-dirs whose name matches; links are skipped (`last-checkpoint` points at a real one)."""
     found = []
-    for child in _listdir(parent):
+    for child in listdir(parent):
         m = pattern.match(child.name)
         if m and child.is_dir() and not child.is_symlink():
             found.append((child, m))
     return found
-
-
-def _listdir(path: Path) -> list[Path]:
-    try:
-        return list(path.iterdir())
-    except OSError:
-        return []
 
 
 def _started(m: re.Match) -> datetime | None:
@@ -205,7 +190,7 @@ def _best_named(run: Run) -> str | None:
     """The basename in the newest complete checkpoint's trainer_state: the path itself was
     written on the training machine and may not exist here."""
     latest = last_complete(run.checkpoints)
-    state = _read_json(latest.path / "trainer_state.json")[0] if latest else None
+    state = read_json(latest.path / "trainer_state.json")[0] if latest else None
     value = state.get("best_model_checkpoint") if isinstance(state, dict) else None
     return Path(value).name if isinstance(value, str) and value else None
 
@@ -231,7 +216,7 @@ def inspect_checkpoint(path: Path, run_history: list[dict] | None = None) -> Che
     m = CHECKPOINT_DIR.match(path.name)
     step = int(m.group(1)) if m else -1
     problems: list[str] = []
-    state, problem = _read_json(path / "trainer_state.json")
+    state, problem = read_json(path / "trainer_state.json")
     if problem:
         problems.append(problem)
     elif not isinstance(state, dict):
@@ -239,7 +224,7 @@ def inspect_checkpoint(path: Path, run_history: list[dict] | None = None) -> Che
         state = None
     else:
         problems.extend(_step_problems(state, step))
-    kind, weight_problems = _check_weights(path)
+    kind, weight_problems = check_weights(path)
     problems.extend(weight_problems)
     history = state.get("log_history") if state else None
     loss = loss_at(history if isinstance(history, list) else (run_history or []), step)
@@ -271,156 +256,3 @@ def loss_at(log_history: list, step: int) -> float | None:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_weights(path: Path) -> tuple[str, list[str]]:
-    adapter_files = [p for p in _listdir(path) if p.name.startswith("adapter_")]
-    if adapter_files:
-        return "adapter", _check_adapter(path)
-    if (path / "config.json").exists() or model_weight_files(path):
-        return "full", check_model_dir(path)
-    return "unknown", ["no weights: neither adapter_model.* nor model*.safetensors / pytorch_model*.bin"]
-
-
-def _check_adapter(path: Path) -> list[str]:
-    problems = []
-    config, problem = _read_json(path / "adapter_config.json")
-    if problem:
-        problems.append(problem)
-    elif not isinstance(config, dict):
-        problems.append("adapter_config.json: not a JSON object")
-    safetensors, binary = path / "adapter_model.safetensors", path / "adapter_model.bin"
-    if safetensors.exists():
-        problems.extend(check_safetensors(safetensors))
-    elif binary.exists():
-        problems.extend(check_torch_zip(binary))
-    else:
-        problems.append("adapter_model.safetensors missing (nor adapter_model.bin)")
-    return problems
-
-
-def model_weight_files(path: Path) -> list[Path]:
-    names = [p for p in _listdir(path) if p.is_file()]
-    return sorted(p for p in names if re.match(r"^(model|pytorch_model)(-\d+-of-\d+)?\.(safetensors|bin)$",
-                                                   p.name))
-
-
-def check_model_dir(path: Path) -> list[str]:
-    """A full model dir (a fully tuned checkpoint, or a merged export): config and every weight file whole."""
-    problems = []
-    config, problem = _read_json(path / "config.json")
-    if problem:
-        problems.append(problem)
-    files = model_weight_files(path)
-    problems.extend(_missing_shards(path))
-    if not files:
-        problems.append("no model*.safetensors or pytorch_model*.bin")
-    for f in files:
-        problems.extend(check_safetensors(f) if f.suffix == ".safetensors" else check_torch_zip(f))
-    return problems
-
-
-def _missing_shards(path: Path) -> list[str]:
-    """Shards the index names but the dir lacks (a save cut off between two shards)."""
-    problems = []
-    for index in (path / "model.safetensors.index.json", path / "pytorch_model.bin.index.json"):
-        if not index.exists():
-            continue
-        data, problem = _read_json(index)
-        weight_map = data.get("weight_map") if isinstance(data, dict) else None
-        if problem or not isinstance(weight_map, dict):
-            problems.append(problem or f"{index.name}: no weight_map")
-            continue
-        for shard in sorted(set(map(str, weight_map.values()))):
-            if not (path / shard).exists():
-                problems.append(f"{shard}: missing (named in {index.name})")
-    return problems
-
-
-def check_safetensors(path: Path) -> list[str]:
-    """Problems with a .safetensors file, without loading it.
-
-    Layout: 8-byte little-endian header length N, N bytes of JSON header mapping each tensor to
-    dtype, shape and data_offsets [begin, end) into the data that follows. A file cut mid-write
-    is shorter than 8 + N + the largest end offset."""
-    name = path.name
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            prefix = f.read(8)
-            if len(prefix) < 8:
-                return [f"{name}: {size} bytes, too short for a safetensors header"]
-            (header_len,) = struct.unpack("<Q", prefix)
-            if header_len > min(size - 8, _MAX_HEADER):
-                return [f"{name}: header length {header_len} does not fit in {size} bytes (truncated?)"]
-            raw = f.read(header_len)
-    except OSError as e:
-        return [f"{name}: unreadable ({e.strerror or e})"]
-    try:
-        header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return [f"{name}: header is not valid JSON"]
-    if not isinstance(header, dict):
-        return [f"{name}: header is not a JSON object"]
-    return _check_tensors(name, header, size - 8 - header_len)
-
-
-def _check_tensors(name: str, header: dict, data_size: int) -> list[str]:
-    end = 0
-    for tensor, info in header.items():
-        if tensor == "__metadata__":
-            continue
-        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-        if not (isinstance(offsets, list) and len(offsets) == 2
-                and all(isinstance(o, int) for o in offsets) and 0 <= offsets[0] <= offsets[1]):
-            return [f"{name}: bad data_offsets for {tensor}"]
-        expected = _tensor_bytes(info)
-        if expected is not None and expected != offsets[1] - offsets[0]:
-            return [f"{name}: {tensor} spans {offsets[1] - offsets[0]} bytes, its dtype and shape need {expected}"]
-        end = max(end, offsets[1])
-    if data_size < end:
-        return [f"{name}: truncated: {data_size} data bytes, the header needs {end}"]
-    if data_size > end:
-        return [f"{name}: {data_size - end} bytes after the last tensor"]
-    return []
-
-
-def _tensor_bytes(info: dict) -> int | None:
-    width = _DTYPE_BYTES.get(info.get("dtype"))
-    shape = info.get("shape")
-    if width is None or not isinstance(shape, list) or not all(isinstance(d, int) for d in shape):
-        return None
-    return width * math.prod(shape)
-
-
-def check_torch_zip(path: Path) -> list[str]:
-    """A .bin from torch.save (a zip since torch 1.6): its central directory sits at the end,
-    so a truncated file fails to open. Older pickle-only files cannot be checked: size only."""
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        return [f"{path.name}: unreadable ({e.strerror or e})"]
-    if size == 0:
-        return [f"{path.name}: empty"]
-    if not zipfile.is_zipfile(path):
-        with open(path, "rb") as f:
-            magic = f.read(4)
-        return [f"{path.name}: not a complete torch zip archive (truncated?)"] if magic == b"PK\x03\x04" else []
-    try:
-        with zipfile.ZipFile(path) as archive:
-            archive.infolist()
-    except (zipfile.BadZipFile, OSError) as e:
-        return [f"{path.name}: broken zip archive ({e})"]
-    return []
-
-
-def _read_json(path: Path) -> tuple[object, str | None]:
-    """The parsed file and None, or None and a problem naming the file."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8")), None
-    except FileNotFoundError:
-        return None, f"{path.name}: missing"
-    except OSError as e:
-        return None, f"{path.name}: unreadable ({e.strerror or e})"
-    except (UnicodeDecodeError, ValueError):
-        return None, f"{path.name}: not valid JSON (cut short?)"

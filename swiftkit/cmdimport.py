@@ -11,24 +11,21 @@ refused with the reason, never imported as a different run.
 from __future__ import annotations
 
 import math
-import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from .import_shell import (VARIABLE, Flags, SftCommand, expand_variables, find_sft_command, parse_flags,
                            refuse_unreadable, split_commands, translate_renamed)
 from .import_table import (BOOL_FLAGS, DTYPE_ALIASES, EVAL_SETS, NEGATED, NULLABLE_PASSTHROUGH, OTHER_TRAIN_DATA,
                            SELF_COGNITION, SIMPLE, dataset_entry, flag_value, one_or_list, scalar, why_not_identity)
 from .recipe import Recipe, looks_like_hub_id
+from .recipe_yaml import ordered, section_model
 from .swift_flags import MODEL_TYPE_RENAMES
 
 __all__ = ["ImportResult", "SELF_COGNITION", "SftCommand", "find_sft_command", "import_command", "scalar",
-           "split_commands", "to_yaml"]
-
-DEFAULT_SCHEMA = "./recipe.schema.json"
+           "split_commands"]
 
 # ms-swift 4.6 defaults (swift/arguments, swift/trainers/arguments.py) that differ from the recipe
 # schema's defaults; the importer writes them out so the recipe trains like the command did.
@@ -344,33 +341,12 @@ class _Builder:
 
 
 def _fits(section: str, key: str, value: Any) -> bool:
-    model = _section_model(Recipe.model_fields[section].annotation)
+    model = section_model(Recipe.model_fields[section].annotation)
     try:
         model.__pydantic_validator__.validate_assignment(model.model_construct(), key, value)
     except ValidationError:
         return False
     return True
-
-
-def ordered(recipe: dict[str, Any]) -> dict[str, Any]:
-    """Keys in the schema's order (Recipe and its section models), for a diff-friendly, familiar layout."""
-    return _ordered(recipe, Recipe)
-
-
-def _ordered(data: dict[str, Any], model: type[BaseModel]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, info in model.model_fields.items():
-        if key not in data:
-            continue
-        sub = _section_model(info.annotation)
-        out[key] = _ordered(data[key], sub) if sub and isinstance(data[key], dict) else data[key]
-    out.update({k: v for k, v in data.items() if k not in out})  # unknown keys last (validation names them)
-    return out
-
-
-def _section_model(annotation: Any) -> type[BaseModel] | None:
-    candidates = [annotation, *getattr(annotation, "__args__", ())]
-    return next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
 
 
 # -- entry points ---------------------------------------------------------------------------------
@@ -397,34 +373,3 @@ def _unexported(command: SftCommand, notes: list[str]) -> None:
     for name in sorted(LAUNCH_ENV & (set(command.variables) - set(command.env))):
         notes.append(f"{name}={command.variables[name]} is set in the script but not exported: ms-swift does not "
                      "see it, and neither does the recipe")
-
-
-class _Dumper(yaml.SafeDumper):
-    # Lists indented under their key, as the bundled recipes write them.
-    def increase_indent(self, flow: bool = False, indentless: bool = False):  # noqa: ARG002
-        return super().increase_indent(flow, False)
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value else None  # a multi-line system prompt stays readable
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-def _list(dumper: yaml.SafeDumper, value: list) -> yaml.Node:
-    flow = all(isinstance(v, (int, float)) for v in value)  # visible_devices: [0, 1]
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
-
-
-_Dumper.add_representer(str, _str)
-_Dumper.add_representer(list, _list)
-
-
-def to_yaml(result: ImportResult, schema: str = DEFAULT_SCHEMA) -> str:
-    """The recipe as a YAML document: the editor modeline, the notes as comments, then the keys."""
-    head = [f"# yaml-language-server: $schema={schema}"]
-    for note in result.notes:
-        head += textwrap.wrap(note, 110, initial_indent="# note: ", subsequent_indent="#       ",
-                              break_on_hyphens=False, break_long_words=False)
-    body = yaml.dump(result.recipe, Dumper=_Dumper, sort_keys=False, allow_unicode=True,
-                     default_flow_style=False, width=110)
-    return "\n".join(head) + "\n" + body

@@ -15,9 +15,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .checkpoints import check_model_dir, model_weight_files
 from .fingerprint import file_sha256
 from .record import now, versions
+from .weightfiles import check_model_dir, model_weight_files
 
 MARKER = "swiftkit-export.json"
 _STAGING = re.compile(r"^\.(?P<name>.+)\.partial-(?P<pid>\d+)$")

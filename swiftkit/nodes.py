@@ -40,7 +40,7 @@ def node_record_name(node_rank: int) -> str:
     return f"swiftkit-node-{node_rank}.json"
 
 
-def _read_json(path: Path) -> dict | None:
+def read_json(path: Path) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -76,7 +76,7 @@ def await_primary(output_dir: Path, launch: Launch, recipe_hash: str, *, after_a
     master_up_since: float | None = None
     said = False
     while True:
-        found = _read_json(path)
+        found = read_json(path)
         if _is_next(found, launch, recipe_hash, after_attempt, started_at):
             return found  # type: ignore[return-value]
         if after_attempt == 0 and _other_master(found, launch, recipe_hash, started_at):
@@ -163,7 +163,7 @@ def not_shared(output_dir: Path, launch: Launch, path: Path, found: dict | None)
 
 def read_rank_stats(directory: Path) -> list[dict]:
     """The per-rank peak memory that swiftkit/child/sitecustomize.py writes, by rank."""
-    stats = [_read_json(p) for p in sorted(directory.glob("rank-*.json"))] if directory.is_dir() else []
+    stats = [read_json(p) for p in sorted(directory.glob("rank-*.json"))] if directory.is_dir() else []
     return sorted((s for s in stats if s and "rank" in s), key=lambda s: s["rank"])
 
 
@@ -181,7 +181,7 @@ def write_node_record(where: Path, launch: Launch, data: dict) -> Path:
 
 
 def read_node_records(where: Path) -> list[dict]:
-    records = [_read_json(p) for p in sorted(where.glob("swiftkit-node-*.json"))] if where.is_dir() else []
+    records = [read_json(p) for p in sorted(where.glob("swiftkit-node-*.json"))] if where.is_dir() else []
     return sorted((r for r in records if r and "node_rank" in r), key=lambda r: r["node_rank"])
 
 

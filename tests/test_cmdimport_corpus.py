@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 
 from swiftkit.checks import check, planned_invocations
-from swiftkit.cmdimport import SELF_COGNITION, import_command, to_yaml
+from swiftkit.cmdimport import SELF_COGNITION, import_command
 from swiftkit.errors import UserError
 from swiftkit.recipe import DEEPSPEED_BUILTIN, FSDP_BUILTIN, looks_like_hub_id
+from swiftkit.recipe_yaml import to_yaml
 
 HERE = Path(__file__).resolve().parent
 CORPUS = HERE / "corpus" / "ms_swift_sft_examples.jsonl"

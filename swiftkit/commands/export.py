@@ -17,7 +17,6 @@ from pathlib import Path
 from .. import exports, paths, targets
 from .. import verification
 from ..ask import AskFailed, ask
-from ..checkpoints import check_model_dir
 from ..errors import EXIT_FAILURE, EXIT_OK, Problem, UserError
 from ..logparse import EXIT_CODES, diagnose
 from ..process import supervise
@@ -27,6 +26,7 @@ from ..record import read_record, write_record
 from ..retention import similarity
 from ..render import ExportOptions, ModelRef, export_options, render_export
 from ..swift_flags import Catalog, load_catalog
+from ..weightfiles import check_model_dir
 
 # Lines of swift export worth showing while it works (the rest goes to the log).
 PHASES = ("Merge LoRA...", "Saving merged weights...", "Successfully merged LoRA", "Successfully quantized")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..cmdimport import DEFAULT_SCHEMA, import_command, to_yaml
+from ..cmdimport import import_command
 from ..errors import EXIT_OK, UserError
+from ..recipe_yaml import DEFAULT_SCHEMA, to_yaml
 
 
 def import_(source: str | None, argv: list[str], *, schema: str = DEFAULT_SCHEMA) -> int:
