@@ -171,6 +171,15 @@ def device_env(gpu: GpuSection) -> dict[str, str]:
     return env
 
 
+def training_env(recipe: Recipe) -> dict[str, str]:
+    """What swiftkit/child/sitecustomize.py does in the training process beyond the device: datasets names
+    its cache files without pickling the tokenizer, unless ms-swift is to read them back."""
+    env = {"PYTHONPATH": str(CHILD_DIR)}
+    if not _swift_sets(recipe, "load_from_cache_file"):
+        env["SWIFTKIT_DATASET_FINGERPRINT"] = "random"
+    return env
+
+
 def launch_env(plan: Plan) -> dict[str, str]:
     """What makes `swift sft` start torchrun: processes per node, and which node this is (MS_SWIFT_4.md)."""
     r = plan.recipe
@@ -293,11 +302,27 @@ def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> 
     if plan.resume_from is not None:
         args.add("resume_from_checkpoint", str(plan.resume_from), ("output", "resume"))
     _distributed_args(args, plan)
+    if not _swift_sets(r, "dataset_num_proc", "packing", "streaming"):
+        # ms-swift's default, 1, makes datasets encode the rows in a pool of one process, which first
+        # pickles the template and its tokenizer across: 0 encodes them in the training process itself. Data
+        # preparation of the 74 identity rows with Qwen2.5's tokenizer: 1.85 s -> 0.10 s on the CPU, the same
+        # rows and loss (bench/results/data-phase.md).
+        args.add("dataset_num_proc", 0, ("datasets",))
+    if not _swift_sets(r, "dataloader_num_workers", "lazy_tokenize"):
+        # ms-swift encodes the rows before training, so batching them in the training process costs little;
+        # a worker process costs seconds: on the CPU it only slows the run, and on a CUDA host torch's
+        # DataLoader waits 5 s for each worker at exit (ms-swift's last line to exit: 8.1 s with one worker,
+        # 22.9 s with four; bench/results/gpu-whole-job).
+        args.add("dataloader_num_workers", 0, ("gpu", "count"))
     if r.gpu.count == 0:
-        args.add("dataloader_num_workers", 0, ("gpu", "count"))  # worker processes only slow a CPU run
         args.add("dataloader_pin_memory", False, ("gpu", "count"))  # no GPU to pin for
     _escape_hatch(args, r)
-    return args.invocation(swift or ["swift"], {**env_for(plan), **launch_env(plan)})
+    return args.invocation(swift or ["swift"], {**env_for(plan), **training_env(r), **launch_env(plan)})
+
+
+def _swift_sets(recipe: Recipe, *names: str) -> bool:
+    """Whether the recipe's `swift:` escape hatch sets one of these ms-swift arguments itself."""
+    return any(key.lstrip("-") in names and value not in (None, False) for key, value in recipe.swift.items())
 
 
 def _escape_hatch(args: _Args, recipe: Recipe) -> None:

@@ -1,8 +1,10 @@
-"""Runs at start-up of every Python process of a swiftkit-started ms-swift child (it is on their
-PYTHONPATH only when the recipe asks for it). In the training process, and only there:
+"""Runs at start-up of every Python process of a swiftkit-started `swift sft` (render.training_env puts
+it on their PYTHONPATH). In the training process, and only there:
 - it caps the CUDA caching allocator at SWIFTKIT_EMULATE_MEMORY_GB before any model loads, so a large
   card can stand in for a 24 GB one (the CUDA context, ~0.5 GiB, lies outside the cap);
-- with SWIFTKIT_RANK_STATS=DIR (several training processes), each rank writes its peak memory there.
+- with SWIFTKIT_RANK_STATS=DIR (several training processes), each rank writes its peak memory there;
+- with SWIFTKIT_DATASET_FINGERPRINT=random, the datasets library names its transforms' cache files
+  without hashing ms-swift's encode function (see _random_fingerprints).
 """
 import os
 import sys
@@ -81,6 +83,44 @@ def _rank_stats(directory: str) -> None:
 _stats = os.environ.get("SWIFTKIT_RANK_STATS")
 if _stats and _is_training_process():
     _rank_stats(_stats)
+
+
+def _random_fingerprints() -> None:
+    """datasets names the cache file of every `map` by hashing the mapped function with dill. ms-swift's
+    encode function holds the template and so the tokenizer: pickling Qwen2.5's 151k-entry tokenizer took
+    4.5 s of a 6.4 s data phase on the CPU and 4-6 s on an H200 host, for 74 rows whose encoding takes
+    0.07 s (bench/results/gpu-whole-job). ms-swift reads those cache files back only with
+    --load_from_cache_file (default false, and then swiftkit does not set this), so the name only has to be
+    unique in the process: a random one, which is what datasets itself falls back to for a function it
+    cannot hash. The rows, their order and the training are unchanged."""
+    import importlib.abc
+    import importlib.machinery
+
+    class Patch(importlib.abc.MetaPathFinder):
+        def find_spec(self, fullname, path, target=None):
+            if fullname != "datasets.fingerprint":
+                return None
+            sys.meta_path.remove(self)
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+            if spec is None or spec.loader is None:
+                return spec
+            execute = spec.loader.exec_module
+
+            def exec_module(module):
+                execute(module)
+                # arrow_dataset imports the name after this module has run, so it gets this one too
+                module.update_fingerprint = lambda fingerprint, transform, transform_args: (
+                    module.generate_random_fingerprint())
+
+            spec.loader.exec_module = exec_module
+            return spec
+
+    if "datasets.fingerprint" not in sys.modules:
+        sys.meta_path.insert(0, Patch())
+
+
+if os.environ.get("SWIFTKIT_DATASET_FINGERPRINT") == "random" and _is_training_process():
+    _random_fingerprints()
 
 
 def _chain() -> None:
