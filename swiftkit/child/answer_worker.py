@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 
@@ -70,4 +71,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Everything is written. Tearing the interpreter down, with torch, transformers and ms-swift loaded and a
+    # model on the GPU, took about 1.7 s that verification waited for on an H200 host; the kernel frees it all.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
