@@ -309,6 +309,11 @@ class _Builder:
         if "dataloader_num_workers" in self.flags and self.gpu_count == 0:
             self.flags.pop("dataloader_num_workers")
             self.notes.append("dropped --dataloader_num_workers: on the CPU swiftkit passes 0 itself")
+        elif (workers := " ".join(map(str, self.flags.get("dataloader_num_workers") or ["0"]))) != "0":
+            self.notes.append(f"kept --dataloader_num_workers {workers} (swift:): "
+                              "swiftkit passes 0 where it is not set, because ms-swift encodes the rows before "
+                              "training and on a CUDA host each worker costs about 5 s at exit; delete it to "
+                              "take that")
 
     def _assemble(self) -> dict[str, Any]:
         recipe: dict[str, Any] = {"description": self._description()}

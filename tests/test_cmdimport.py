@@ -114,6 +114,7 @@ def test_blog_command_imports():
     assert RENAMED["train_type"][1] in notes
     assert "--model_name/--model_author" in notes and "do nothing for local data" in notes
     assert "dropped --eval_steps 50" in notes and "eval_split" in notes
+    assert "kept --dataloader_num_workers 4 (swift:)" in notes and "5 s at exit" in notes
 
 
 # -- (b) round trip: import -> check -> render == the original command ------------------------------------
