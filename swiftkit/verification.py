@@ -71,7 +71,8 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
     if cached is not None:
         base_asked = Asked(cached, None, 0.0, cached=True)
     base_rows = probes.general if want_base and cached is None else []
-    if one_engine and (base_rows or prewarmed is not None):
+    in_worker = one_engine and bool(base_rows or prewarmed is not None)
+    if in_worker:
         # the base model is the tuned one without its adapter: one engine, one model load, for both
         asked, shared_base = ask_both(tuned, engine_base, rows, base_rows, folder,
                                       max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
@@ -100,7 +101,8 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
                             f"{settings.min_retention:.2f}: the tune changed the model's general answers")
     shared = base_asked is not None and base_asked.log_path is not None and base_asked.log_path == asked.log_path
     phases = {"tuned": asked.phases, "base": "cached" if base_asked and base_asked.cached else
-              (base_asked.phases if base_asked else None), "engine": "shared" if shared else "swift infer",
+              (base_asked.phases if base_asked else None), "engine": "shared" if shared else
+              "answer worker" if in_worker else "swift infer",
               "engine_seconds": asked.wall_seconds}
     return Verified(card, retention, asked.answers, folder / "answers.jsonl", failures,
                     round(time.monotonic() - start, 2), phases)
