@@ -28,7 +28,12 @@ from .process import capture
 from .recipe import Recipe
 from .render import CHILD_DIR, processes
 
-STEP_OVERHEAD_S = 0.4  # per optimizer step beyond the arithmetic (measured: 7B, micro-batch 16, H200)
+# Step time, an estimate: a LoRA pass (forward and backward of one micro-batch) over short rows is bound by the
+# launch and Python overhead of its kernels, which grows with the layers, not by arithmetic. Fitted on three
+# runs on an H200 of Qwen2.5-7B's shape (28 layers, rows of 41-62 tokens; bench/results/gpu-whole-job):
+# micro-batch 16 x 1 with checkpointing 0.43 s a step, 8 x 2 without 0.53 s, 1 x 16 with 5.32 s.
+PASS_OVERHEAD_S = 0.23  # per pass of a 28-layer model, checkpointing off
+RECOMPUTE_OVERHEAD = 1.4  # checkpointing's second forward, on the overhead
 MFU = 0.4  # share of the card's dense bf16 peak a LoRA step reaches in its matmuls (estimate)
 
 
@@ -288,14 +293,21 @@ def size(checked: Checked, *, gpu_memory_gb: float | None = None, gpu_name: str 
 def estimate_time(sizing: Sizing, checked: Checked, rows: int) -> None:
     if sizing.card is None or sizing.card.tflops is None:
         return
-    s, t, shape = sizing.setup, checked.loaded.recipe.train, sizing.shape
-    per_token = shape.params() * (6 if s.gradient_checkpointing else 4)  # forward, input grads, recompute
-    micro_s = s.micro_batch * s.tokens * per_token / (sizing.card.tflops * 1e12 * MFU)
-    sizing.step_s = round(STEP_OVERHEAD_S + micro_s * (sizing.per_gpu_batch // s.micro_batch), 2)
+    t = checked.loaded.recipe.train
+    sizing.step_s = round(step_seconds(sizing.shape, sizing.setup, sizing.per_gpu_batch, sizing.card.tflops), 2)
     eff = t.effective_batch_size or sizing.per_gpu_batch * processes(checked.loaded.recipe)
     sizing.steps = t.max_steps or (math.ceil(rows / eff) * math.ceil(t.epochs or 1) if rows else None)
     if sizing.steps:
         sizing.total_s = round(sizing.step_s * sizing.steps, 1)
+
+
+def step_seconds(shape: Shape, setup: Setup, per_gpu_batch: int, tflops: float) -> float:
+    """Seconds an optimizer step takes: one pass per micro-batch, each its overhead plus its arithmetic."""
+    checkpointing = setup.gradient_checkpointing
+    overhead = PASS_OVERHEAD_S * shape.layers / 28 * (RECOMPUTE_OVERHEAD if checkpointing else 1.0)
+    per_token = shape.params() * (6 if checkpointing else 4)  # forward, input grads, recompute
+    arithmetic = setup.micro_batch * setup.tokens * per_token / (tflops * 1e12 * MFU)
+    return (per_gpu_batch // setup.micro_batch) * (overhead + arithmetic)
 
 
 def with_choices(recipe: Recipe, sizing: Sizing) -> Recipe:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import ROOT, run_cli
 
 from swiftkit.tinymodel import build_tiny_model, identity_corpus
@@ -92,3 +93,27 @@ def test_a_hub_model_it_does_not_know_is_a_clear_error(write):
     assert code == 2
     assert "meta-llama/Llama-3.1-8B-Instruct is a hub id whose shape swiftkit does not know offline" in err
     assert "fix: give model.id as a local dir with config.json and the tokenizer" in err
+
+
+# (micro-batch, accumulation, checkpointing, measured seconds a step): Qwen2.5-7B's shape, the 74 identity rows
+# (longest 62 tokens), 50 steps (bench/results/gpu-whole-job: train_runtime / 50)
+H200_FIT = [(16, 1, True, 21.58 / 50), (8, 2, False, 26.71 / 50), (1, 16, True, 265.76 / 50)]
+# not fitted on: the same job on an H100 (bench/results/gpu-presets, bench/README.md)
+H100_HELD_OUT = [(16, 1, True, 24.49 / 50), (1, 16, True, 237.72 / 50)]
+
+
+@pytest.mark.parametrize("card, runs, tolerance", [("H200", H200_FIT, 0.05), ("H100", H100_HELD_OUT, 0.15)])
+def test_step_time_follows_the_passes_not_the_arithmetic(card, runs, tolerance):
+    """A 7B LoRA step on short rows is bound by each pass's overhead: 1 x 16 is ten times 16 x 1, which an
+    arithmetic-only estimate (the same tokens either way) cannot say."""
+    from swiftkit.cards import find_card
+    from swiftkit.known_models import known_config
+    from swiftkit.memplan import Setup, Shape
+    from swiftkit.sizing import step_seconds
+
+    shape = Shape.from_config(known_config("Qwen/Qwen2.5-7B-Instruct"))
+    tflops = find_card(card)[2]
+    for micro, accumulation, checkpointing, measured in runs:
+        setup = Setup(micro_batch=micro, tokens=62, gradient_checkpointing=checkpointing)
+        estimate = step_seconds(shape, setup, micro * accumulation, tflops)
+        assert abs(estimate - measured) / measured <= tolerance, (micro, accumulation, estimate, measured)
