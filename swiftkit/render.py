@@ -175,8 +175,9 @@ def training_env(recipe: Recipe) -> dict[str, str]:
     """What swiftkit/child/sitecustomize.py does in the training process beyond the device, so that the
     tokenizer is not pickled before training: the rows are encoded in the training process rather than in
     a pool of one worker, and datasets names its cache files without hashing the encode function, unless
-    ms-swift is to read them back. 74 rows with Qwen2.5's tokenizer: 2.78 s -> 0.06 s of data preparation
-    on the CPU, the same rows and loss (bench/results/data-phase.md)."""
+    ms-swift is to read them back. The identity rows with Qwen2.5's tokenizer: data preparation 2.8 -> 0.06 s
+    on the CPU (bench/results/data-phase.md), 5.3 -> 0.1 s on an H200 host (bench/results/gpu-whole-job),
+    the same loss to the last digit."""
     env = {"PYTHONPATH": str(CHILD_DIR), "SWIFTKIT_DATASET_IN_PROCESS": "1"}
     if not _swift_sets(recipe, "load_from_cache_file"):
         env["SWIFTKIT_DATASET_FINGERPRINT"] = "random"
@@ -305,7 +306,7 @@ def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> 
     if plan.resume_from is not None:
         args.add("resume_from_checkpoint", str(plan.resume_from), ("output", "resume"))
     _distributed_args(args, plan)
-    if not _swift_sets(r, "dataloader_num_workers", "lazy_tokenize"):
+    if not _swift_sets(r, "dataloader_num_workers", "lazy_tokenize", "streaming"):
         # ms-swift encodes the rows before training, so batching them in the training process costs little;
         # a worker process costs seconds: on the CPU it only slows the run, and on a CUDA host torch's
         # DataLoader waits 5 s for each worker at exit (ms-swift's last line to exit: 8.1 s with one worker,
@@ -318,8 +319,10 @@ def render_sft(plan: Plan, catalog: Catalog, swift: list[str] | None = None) -> 
 
 
 def _swift_sets(recipe: Recipe, *names: str) -> bool:
-    """Whether the recipe's `swift:` escape hatch sets one of these ms-swift arguments itself."""
-    return any(key.lstrip("-") in names and value not in (None, False) for key, value in recipe.swift.items())
+    """Whether the recipe's `swift:` escape hatch sets one of these ms-swift arguments itself (to any value but
+    null or false: `dataloader_num_workers: 0` sets it, `lazy_tokenize: false` does not)."""
+    return any(key.lstrip("-") in names and value is not None and value is not False
+               for key, value in recipe.swift.items())
 
 
 def _escape_hatch(args: _Args, recipe: Recipe) -> None:

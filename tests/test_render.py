@@ -92,6 +92,9 @@ def test_no_dataloader_workers_unless_the_recipe_asks(catalog, gpus):
     asked = argv({"dataloader_num_workers": 4})
     assert asked.count("--dataloader_num_workers") == 1 and asked[asked.index("--dataloader_num_workers") + 1] == "4"
     assert "--dataloader_num_workers" not in argv({"lazy_tokenize": True})  # encoded per batch: workers help
+    assert argv({"dataloader_num_workers": 0}).count("--dataloader_num_workers") == 1  # 0 is a setting too
+    unset = argv({"lazy_tokenize": False})
+    assert unset[unset.index("--dataloader_num_workers") + 1] == "0"
 
 
 def test_the_users_allocator_setting_wins(catalog, monkeypatch):
