@@ -130,3 +130,8 @@ def test_prewarmed_verification_on_one_node(tmp_path, model):
     assert phases["engine"] == "shared" and phases["tuned"]["start"] == 0.0 and phases["base"]["generation"] > 0
     assert record["verification"]["answered"] == 92 and record["retention"]["score"] > 0
     assert list((recipe.parent / "out" / ".swiftkit").glob("answers-prewarm-*.log"))
+    # again: the base model's answers come from the cache, and the prewarmed worker answers the tuned model alone
+    code, _, err = run_cli("run", str(recipe))
+    assert code == 0, err[-3000:]
+    again = json.loads((run_dir(recipe) / "swiftkit-run.json").read_text())["verification"]["phases"]
+    assert (again["engine"], again["base"], again["tuned"]["start"]) == ("answer worker", "cached", 0.0)
