@@ -287,7 +287,33 @@ def size(checked: Checked, *, gpu_memory_gb: float | None = None, gpu_name: str 
                      "(on 2 H200s ZeRO-2 peaked within 1 % of it, ZeRO-3 above it)")
     sizing = Sizing(plan, setup, shape, longest, where, batch, card, choice, notes=notes)
     estimate_time(sizing, checked, kept_rows)
+    if not micro_auto and (idle := idle_card(sizing)):
+        notes.append(idle)
     return sizing
+
+
+def idle_card(sizing: Sizing) -> str | None:
+    """A note when the recipe fixes a micro-batch smaller than the card holds (the blog post's 1 x 16 on a
+    24 GB card): every micro-batch is a pass with its own overhead, so 1 x 16 spent 5.32 s a step where
+    16 x 1 spent 0.43 s, the same rows and loss (H200, bench/results/gpu-whole-job)."""
+    s, card, batch = sizing.setup, sizing.card, sizing.per_gpu_batch
+    if card is None:
+        return None
+    larger, _ = memplan.choose(sizing.shape, s, batch, card.limit_gib, micro_batch_auto=True,
+                               checkpointing_auto=False)
+    if larger.micro_batch <= s.micro_batch or \
+            memplan.plan_memory(sizing.shape, larger).peak_gib * (1 + memplan.AUTO_MARGIN) > card.limit_gib:
+        return None
+    now, then = f"{s.micro_batch} x {batch // s.micro_batch}", f"{larger.micro_batch} x {batch // larger.micro_batch}"
+    if card.tflops:
+        faster = (f"about {step_seconds(sizing.shape, larger, batch, card.tflops):.2f} s a step against "
+                  f"{step_seconds(sizing.shape, s, batch, card.tflops):.2f} s (estimate, {card.name or card.source})")
+    else:
+        passes = batch // larger.micro_batch
+        faster = f"{passes} pass{'es' if passes > 1 else ''} a step instead of {batch // s.micro_batch}"
+    return (f"micro-batch {now} leaves the card idle: {then} plans "
+            f"{memplan.plan_memory(sizing.shape, larger).peak_gib:.1f} GiB and fits, {faster}, for the same "
+            f"effective batch. Set train.micro_batch_size: {larger.micro_batch} (or auto)")
 
 
 def estimate_time(sizing: Sizing, checked: Checked, rows: int) -> None:

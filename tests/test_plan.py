@@ -117,3 +117,20 @@ def test_step_time_follows_the_passes_not_the_arithmetic(card, runs, tolerance):
         setup = Setup(micro_batch=micro, tokens=62, gradient_checkpointing=checkpointing)
         estimate = step_seconds(shape, setup, micro * accumulation, tflops)
         assert abs(estimate - measured) / measured <= tolerance, (micro, accumulation, estimate, measured)
+
+
+def test_a_micro_batch_smaller_than_the_card_holds_is_named_with_what_it_costs(tmp_path):
+    """The blog post's 1 x 16 on a 24 GB card: validate says 16 x 1 fits and how many passes a step it
+    saves; plan, with the card's speed, says the step times."""
+    recipe = tmp_path / "mb1.yaml"
+    recipe.write_text(open(PRESET, encoding="utf-8").read().replace("micro_batch_size: 16", "micro_batch_size: 1")
+                      .replace("../../output", str(tmp_path / "output")), encoding="utf-8")
+    code, out, err = run_cli("validate", str(recipe))
+    assert code == 0, err
+    assert ("note: micro-batch 1 x 16 leaves the card idle: 16 x 1 plans 16.6 GiB and fits, 1 pass a step "
+            "instead of 16, for the same effective batch. Set train.micro_batch_size: 16 (or auto)") in out + err
+    code, out, err = run_cli("plan", str(recipe), "--gpu", "H200")
+    assert code == 0, err
+    assert "about 0.44 s a step against 5.27 s (estimate, H200)" in out + err
+    code, out, err = run_cli("validate", PRESET)  # the preset itself: nothing to say
+    assert code == 0 and "leaves the card idle" not in out + err
