@@ -347,10 +347,11 @@ def test_sbatch_script_runs_on_a_real_single_host_cluster(cluster, job_dir):
 
 @pytest.mark.e2e
 def test_a_near_time_limit_sends_term_and_swiftkit_stops_cleanly(cluster, job_dir):
-    """--time 1 (minute) is inside the 120 s grace: Slurm sends SIGTERM to swiftkit run at its next check."""
-    script = _script(job_dir, steps=100000, save=50, time="1")
+    """--time 3 (minutes): Slurm sends SIGTERM 120 s before the limit, about a minute in, while training runs.
+    (With --time 1 the signal came at Slurm's first check, at times before swiftkit had started training.)"""
+    script = _script(job_dir, steps=100000, save=50, time="3")
     job_id = cluster.submit(script, cwd=job_dir)
-    info = cluster.wait(job_id, timeout=180)
+    info = cluster.wait(job_id, timeout=300)
     log = _node_log(job_dir, job_id)
     assert "swiftkit: The run was stopped by SIGTERM." in log, log[-3000:]
     assert "try: Run the same command again to resume from the last complete checkpoint." in log
