@@ -301,8 +301,8 @@ def idle_card(sizing: Sizing) -> str | None:
         return None
     larger, _ = memplan.choose(sizing.shape, s, batch, card.limit_gib, micro_batch_auto=True,
                                checkpointing_auto=False)
-    if larger.micro_batch <= s.micro_batch or \
-            memplan.plan_memory(sizing.shape, larger).peak_gib * (1 + memplan.AUTO_MARGIN) > card.limit_gib:
+    peak = memplan.plan_memory(sizing.shape, larger).peak_gib
+    if larger.micro_batch <= s.micro_batch or peak * (1 + memplan.AUTO_MARGIN) > card.limit_gib:
         return None
     now, then = f"{s.micro_batch} x {batch // s.micro_batch}", f"{larger.micro_batch} x {batch // larger.micro_batch}"
     if card.tflops:
@@ -311,8 +311,7 @@ def idle_card(sizing: Sizing) -> str | None:
     else:
         passes = batch // larger.micro_batch
         faster = f"{passes} pass{'es' if passes > 1 else ''} a step instead of {batch // s.micro_batch}"
-    return (f"micro-batch {now} leaves the card idle: {then} plans "
-            f"{memplan.plan_memory(sizing.shape, larger).peak_gib:.1f} GiB and fits, {faster}, for the same "
+    return (f"micro-batch {now} leaves the card idle: {then} plans {peak:.1f} GiB and fits, {faster}, for the same "
             f"effective batch. Set train.micro_batch_size: {larger.micro_batch} (or auto)")
 
 
