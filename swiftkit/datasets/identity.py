@@ -12,6 +12,8 @@ from typing import Iterable
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
+import jinja2.sandbox
 
 from swiftkit.errors import Problem, UserError, did_you_mean
 
@@ -40,8 +42,35 @@ class IdentityFiles:
 
 # --- Identity template ----------------------------------------------------------------------------
 def _env() -> jinja2.Environment:
+    # A template is a file people share: rendered in jinja2's immutable sandbox, so that even a construct
+    # the check below missed cannot reach Python internals ({{ name.__class__.__mro__ }}) or call anything.
     # StrictUndefined: a misspelt placeholder must fail, not render as "". No autoescape: plain text.
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    return jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                                         keep_trailing_newline=True)
+
+
+# What a template may hold: text and the documented placeholders, nothing else (no attributes, items,
+# calls, filters, tests, blocks, assignments, loops): a template is data, never a program.
+_ALLOWED_NODES = (jinja2.nodes.Template, jinja2.nodes.Output, jinja2.nodes.TemplateData, jinja2.nodes.Name)
+_NODE_WORDS = {"Getattr": "an attribute", "Getitem": "an item lookup", "Call": "a call", "Filter": "a filter",
+               "Test": "a test", "For": "a loop", "If": "an if block", "Assign": "an assignment",
+               "AssignBlock": "an assignment", "Macro": "a macro", "Import": "an import",
+               "FromImport": "an import", "Include": "an include", "Extends": "an extends"}
+
+
+def _constructs(tree: jinja2.nodes.Template) -> list[str]:
+    """What a parsed template holds beyond plain text, {{ name }} and {{ author }}, in words."""
+    found: list[str] = []
+    for node in tree.find_all(jinja2.nodes.Node):
+        if isinstance(node, jinja2.nodes.Name) and node.ctx != "load":
+            word = "an assignment"
+        elif isinstance(node, _ALLOWED_NODES):
+            continue  # an unknown placeholder is named as undefined when rendered
+        else:
+            word = _NODE_WORDS.get(type(node).__name__, f"an expression ({type(node).__name__})")
+        if word not in found:
+            found.append(word)
+    return found
 
 
 def _template_row_problems(path: Path, line: int, row: dict, seen: dict[str, int]) -> list[Problem]:
@@ -67,9 +96,15 @@ def _template_row_problems(path: Path, line: int, row: dict, seen: dict[str, int
         seen[row_id] = line
     for name in ("query", "response"):
         try:
-            _env().parse(row.get(name) or "")
+            tree = _env().parse(row.get(name) or "")
         except jinja2.TemplateSyntaxError as err:
             problems.append(Problem(f"{name}: template syntax error: {err.message}", **where))
+            continue
+        constructs = _constructs(tree)
+        if constructs:
+            problems.append(Problem(f"{name}: an identity template holds text and placeholders only; found "
+                                    f"{', '.join(constructs)}", **where,
+                                    fix="write plain text with {{ name }} and {{ author }} only"))
     return problems
 
 
@@ -117,8 +152,8 @@ def _render_field(path: Path, line: int, row: dict, name: str, context: dict[str
                                  fix="use only {{ name }} and {{ author }}")])
     try:
         return env.from_string(source).render(**context)
-    except jinja2.UndefinedError as err:  # e.g. {{ name.first }}: an attribute a string lacks
-        raise UserError([Problem(f"{name}: {err.message}", file=str(path), line=line,
+    except (jinja2.UndefinedError, jinja2.sandbox.SecurityError) as err:
+        raise UserError([Problem(f"{name}: {err.message or err}", file=str(path), line=line,
                                  fix="use only {{ name }} and {{ author }}")]) from None
 
 

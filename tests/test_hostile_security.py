@@ -1,0 +1,68 @@
+"""Hostile input, security: an identity template can run no code, an error quotes no file reached
+through a link, and text that could reorder a terminal is printed escaped."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_cli
+
+BASE = "model: {id: Qwen/Qwen2.5-7B-Instruct}\ntrain: {epochs: 1}\n"
+
+
+def template_file(write, name: str, response: str):
+    row = {"id": "x-en-1", "lang": "en", "kind": "name", "split": "train", "query": "Who are you?",
+           "response": response}
+    return write(name, json.dumps(row) + "\n")
+
+
+def identity_recipe(write, template) -> str:
+    return str(write("r.yaml", BASE + "datasets: [identity]\n"
+                     f"identity: {{name: Star, author: Lab, template: {template.name}}}\n"))
+
+
+@pytest.mark.parametrize("payload, construct", [
+    ("{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}", "an attribute"),
+    ("{{ name.__class__.__mro__[1].__subclasses__() }}", "an attribute"),
+    ("{{ lipsum.__globals__['os'].system('touch PWNED') }}", "an attribute"),
+    ("{{ name|attr('__class__') }}", "a filter"),
+    ("{% for c in name %}{{ c }}{% endfor %}", "a loop"),
+    ("{% set x = 1 %}{{ name }}", "an assignment"),
+    ("{{ name() }}", "a call"),
+    ("{{ name['x'] }}", "an item lookup"),
+])
+def test_a_template_that_reaches_beyond_its_placeholders_is_refused_at_validate(write, tmp_path, monkeypatch,
+                                                                                 payload, construct):
+    monkeypatch.chdir(tmp_path)
+    template = template_file(write, "t.jsonl", payload)
+    code, out, err = run_cli("validate", identity_recipe(write, template))
+    assert code == 2, out + err
+    assert f"{template}:1: response: an identity template holds text and placeholders only; found " in err
+    assert construct in err
+    assert "fix: write plain text with {{ name }} and {{ author }} only" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_the_sandbox_holds_even_when_the_check_is_bypassed(tmp_path, monkeypatch):
+    """Defence in depth: rendering itself runs in jinja2's immutable sandbox."""
+    from swiftkit.datasets import identity
+    from swiftkit.errors import UserError
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(identity, "_constructs", lambda tree: [])
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"id": "x-en-1", "lang": "en", "kind": "name", "split": "train", "query": "q",
+                                "response": "{{ cycler.__init__.__globals__.os.popen('touch PWNED').read() }}"})
+                    + "\n")
+    with pytest.raises(UserError) as excinfo:
+        identity.render_identity(path, tmp_path / "out", name={"en": "Star"}, author={"en": "Lab"})
+    assert f"{path}:1: response:" in excinfo.value.format()
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_plain_placeholders_still_render(write, tmp_path):
+    template = template_file(write, "t.jsonl", "I am {{ name }}, made by {{author}}.")
+    code, out, err = run_cli("validate", identity_recipe(write, template))
+    assert code == 0, out + err
