@@ -55,7 +55,8 @@ _ALLOWED_NODES = (jinja2.nodes.Template, jinja2.nodes.Output, jinja2.nodes.Templ
 _NODE_WORDS = {"Getattr": "an attribute", "Getitem": "an item lookup", "Call": "a call", "Filter": "a filter",
                "Test": "a test", "For": "a loop", "If": "an if block", "Assign": "an assignment",
                "AssignBlock": "an assignment", "Macro": "a macro", "Import": "an import",
-               "FromImport": "an import", "Include": "an include", "Extends": "an extends"}
+               "FromImport": "an import", "Include": "an include", "Extends": "an extends",
+               "Const": "a literal", "CondExpr": "an if expression"}
 
 
 def _constructs(tree: jinja2.nodes.Template) -> list[str]:
