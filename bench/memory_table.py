@@ -1,5 +1,5 @@
 """Predicted against measured peak for every GPU run of the memory plan (bench/results/gpu-memory/):
-recomputes the plan of each run with today's swiftkit/memplan.py and writes the table to
+recomputes the plan of each run with today's swiftkit/plan/memory.py and writes the table to
 bench/results/gpu-memory/table.md (and prints it).
 
     python bench/memory_table.py
@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from swiftkit import memplan  # noqa: E402
+from swiftkit.plan import memory as memplan  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "gpu-memory"
 FILES = {"measured.jsonl": "grid 1: rows of one length", "measured-2.jsonl": "grid 2: rows of many lengths",

@@ -9,8 +9,8 @@ import traceback
 
 import click
 
-from . import __version__
-from .errors import EXIT_FAILURE, EXIT_USAGE, UserError
+from swiftkit import __version__
+from swiftkit.errors import EXIT_FAILURE, EXIT_USAGE, UserError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -40,7 +40,7 @@ def validate(recipes: tuple[str, ...], overrides: tuple[str, ...]) -> int:
       ok: recipes/identity.yaml (ms-swift 4.6.0; micro-batch 16 x accumulation 1 x 1 GPU(s))
         note: model Qwen/Qwen2.5-7B-Instruct is a hub id: it is fetched at run time and cannot be checked offline
     """
-    from .commands.validate import validate as run
+    from swiftkit.commands.validate import validate as run
 
     return run(list(recipes), list(overrides))
 
@@ -67,7 +67,7 @@ def plan(recipe: str, overrides: tuple[str, ...], gpu_memory_gb: float | None, g
       plan: peak 16.4 GiB (micro-batch 16 x 61 tokens, checkpointing on); fits 23.4 GiB usable ...
       $ swiftkit plan recipes/identity.yaml --gpu 4090 --json
     """
-    from .commands.plan import plan as go
+    from swiftkit.commands.plan import plan as go
 
     return go(recipe, overrides=list(overrides), gpu_memory_gb=gpu_memory_gb, gpu_name=gpu_name, as_json=as_json)
 
@@ -89,7 +89,7 @@ def render(recipe: str, verb: str, as_json: bool, checkpoint: str | None, overri
       $ swiftkit render recipes/tiny-identity.yaml --json
       {"argv": ["swift", "sft", "--model", "/.../tiny-qwen", ...], "env": {"CUDA_VISIBLE_DEVICES": ""}}
     """
-    from .commands.render import render as run
+    from swiftkit.commands.render import render as run
 
     return run(recipe, verb, as_json, checkpoint, list(overrides))
 
@@ -102,7 +102,7 @@ def schema() -> int:
     Example:
       $ swiftkit schema > recipe.schema.json
     """
-    from .commands.schema import schema as run
+    from swiftkit.commands.schema import schema as run
 
     return run()
 
@@ -116,7 +116,7 @@ def presets() -> int:
       $ swiftkit presets
       recipes/identity.yaml                      Qwen2.5-7B-Instruct learns a new identity (seed recipe)
     """
-    from .commands.presets import presets as run
+    from swiftkit.commands.presets import presets as run
 
     return run()
 
@@ -159,8 +159,8 @@ def run(recipe: str, overrides: tuple[str, ...], no_verify: bool, nnodes: int | 
       $ swiftkit run recipe.yaml --nnodes 2 --node-rank 0 --master-addr 10.0.0.1   # on 10.0.0.1
       $ swiftkit run recipe.yaml --nnodes 2 --node-rank 1 --master-addr 10.0.0.1   # on the other node
     """
-    from .commands.run import run as go
-    from .launch import LaunchOptions
+    from swiftkit.commands.run import run as go
+    from swiftkit.launch.node import LaunchOptions
 
     return go(recipe, overrides=list(overrides), quiet=quiet, events=events, do_verify=not no_verify,
               launch_options=LaunchOptions(nnodes, node_rank, master_addr, master_port))
@@ -197,7 +197,7 @@ def slurm(recipe: str, overrides: tuple[str, ...], nodes: int | None, gpus_per_n
       train.sbatch
       submit: sbatch train.sbatch
     """
-    from .commands.slurm import slurm as go
+    from swiftkit.commands.slurm import slurm as go
 
     return go(recipe, overrides=list(overrides), nodes=nodes, gpus_per_node=gpus_per_node, partition=partition,
               time=time, account=account, job_name=job_name, cpus_per_task=cpus_per_task, mem=mem,
@@ -222,7 +222,7 @@ def demo(output: str | None, quiet: bool, events: bool) -> int:
       verification
         exact answers, trained probes            72/74 (97%)
     """
-    from .commands.demo import demo as go
+    from swiftkit.commands.demo import demo as go
 
     return go(output, quiet=quiet, events=events)
 
@@ -242,7 +242,7 @@ def checkpoints(target: str, as_json: bool) -> int:
       /work/output/tiny/v0-20261122-140101
         checkpoint-40        step 40     loss 0.05       complete  [last, best]
     """
-    from .commands.checkpoints import checkpoints as go
+    from swiftkit.commands.checkpoints import checkpoints as go
 
     return go(target, as_json)
 
@@ -278,7 +278,7 @@ def export(target: str, output: str | None, dtype: str | None, max_shard_size: s
       swiftkit: exported .../checkpoint-120-merged
         0.6 MiB in 1 weight file(s), merge 7.4 s, verified
     """
-    from .commands.export import export as go
+    from swiftkit.commands.export import export as go
 
     return go(target, output=output, dtype=dtype, max_shard_size=max_shard_size,
               quant_bits=int(quant_bits) if quant_bits else None, quant_method=quant_method,
@@ -301,7 +301,7 @@ def chat(target: str, message: str | None, system: str | None, max_new_tokens: i
       $ swiftkit chat output/tiny --message 你是谁？
       我是Swift-Robot，由CSDN 迪菲赫尔曼开发的AI助手。
     """
-    from .commands.chat import chat as go
+    from swiftkit.commands.chat import chat as go
 
     return go(target, message=message, system=system, max_new_tokens=max_new_tokens)
 
@@ -331,7 +331,7 @@ def verify(target: str, general_probes: str | None, no_retention: bool, min_scor
       retention (general probes: tuned answers against the base model's)
         retention score                          0.93
     """
-    from .commands.verify import verify as go
+    from swiftkit.commands.verify import verify as go
 
     return go(target, general_probes=general_probes, retention=not no_retention, min_score=min_score,
               min_retention=min_retention, quiet=quiet)
@@ -358,7 +358,7 @@ def report(targets: tuple[str, ...], output: str | None) -> int:
       $ swiftkit report output/tiny output/tiny-mixed --output compare.html
       compare.html
     """
-    from .commands.report import report as go
+    from swiftkit.commands.report import report as go
 
     return go(list(targets), output=output)
 
@@ -382,7 +382,7 @@ def import_cmd(args: tuple[str, ...]) -> int:
         id: Qwen/Qwen2.5-7B-Instruct
       ...
     """
-    from .commands.import_ import import_ as run
+    from swiftkit.commands.import_ import import_ as run
 
     if len(args) == 1:
         return run(args[0], [])
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception:  # noqa: BLE001 - last resort: the message, and the traceback in a file
-        from .paths import cache_dir
+        from swiftkit.paths import cache_dir
 
         log = cache_dir() / "last-error.log"
         log.parent.mkdir(parents=True, exist_ok=True)

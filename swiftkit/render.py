@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .launch import Launch
-from .recipe import GpuSection, Recipe, looks_like_hub_id
-from .swift_flags import Catalog
+from swiftkit.flags.catalog import Catalog
+from swiftkit.launch.node import Launch
+from swiftkit.recipe.models import GpuSection, Recipe, looks_like_hub_id
 
 KeyPath = tuple
 CHILD_DIR = Path(__file__).resolve().parent / "child"
@@ -36,7 +36,7 @@ class Invocation:
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything rendering needs that is not in the recipe itself (resolved by checks.py)."""
+    """Everything rendering needs that is not in the recipe itself (resolved by checks/collect.py)."""
 
     recipe: Recipe
     model: str  # absolute local dir or hub id
@@ -49,8 +49,8 @@ class Plan:
     micro_batch: int
     grad_accum: int
     resume_from: Path | None = None  # a complete checkpoint to continue from
-    val_dataset: Path | None = None  # held-out general rows, evaluated at the start and end (holdout.py)
-    launch: Launch = Launch()  # which node this is (launch.py); one node unless told otherwise
+    val_dataset: Path | None = None  # held-out general rows, evaluated at the start and end (datasets/holdout.py)
+    launch: Launch = Launch()  # which node this is (launch/node.py); one node unless told otherwise
     deepspeed_config: Path | None = None  # distributed.deepspeed resolved to a file (recipe.RecipePaths)
     fsdp_config: Path | None = None
 
@@ -162,7 +162,7 @@ def device_env(gpu: GpuSection) -> dict[str, str]:
     if gpu.count > 0 and "PYTORCH_CUDA_ALLOC_CONF" not in os.environ:
         # Rows of varying length make the caching allocator fragment: on an H200, 7B LoRA at micro-batch 8
         # with rows of 135-1635 tokens reserved 87.1 GiB without this and 43.4 GiB with it, and the memory
-        # plan (memplan.py) holds only with it (bench/results/gpu-memory). A user's own setting wins.
+        # plan (plan/memory.py) holds only with it (bench/results/gpu-memory). A user's own setting wins.
         env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
     if gpu.emulate_memory_gb:
         # swiftkit/child/sitecustomize.py caps the allocator in the training process before the model loads

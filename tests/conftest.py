@@ -28,7 +28,7 @@ def _isolated_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def catalog(_isolated_cache):
     """The real catalog of the installed ms-swift (built once per test session, ~15 s)."""
-    from swiftkit.swift_flags import load_catalog
+    from swiftkit.flags.catalog import load_catalog
 
     return load_catalog()
 
@@ -73,6 +73,12 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 sys.path.insert(0, str(ROOT / "tests"))
+# tests/ mirrors swiftkit/ (tests/run/test_training.py tests swiftkit/run/training.py), and a test module may
+# take a builder from another by its name (`from test_targets import trained`): every test file's name is
+# unique across the tree (tests/test_layout.py holds that), so each folder goes on the path.
+for _folder in sorted((ROOT / "tests").iterdir()):
+    if _folder.is_dir() and any(_folder.glob("test_*.py")):
+        sys.path.insert(1, str(_folder))
 
 
 FAULT = str(ROOT / "tests" / "fault")

@@ -14,9 +14,9 @@ import pytest
 from conftest import run_cli
 from test_recovery import RECIPE, _sft_pids, _start, _wait_for_step, record_of
 
-from swiftkit import runlock
-from swiftkit.checkpoints import find_runs
-from swiftkit.resume import find_resumable
+from swiftkit.results.checkpoints import find_runs
+from swiftkit.run import lock as runlock
+from swiftkit.run.resume import find_resumable
 from swiftkit.tinymodel import build_tiny_model, identity_corpus
 
 

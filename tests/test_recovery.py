@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from swiftkit.checkpoints import find_runs
 from swiftkit.commands.demo import DEMO_RECIPE, make_tiny_model
+from swiftkit.results.checkpoints import find_runs
 
 pytestmark = pytest.mark.e2e
 

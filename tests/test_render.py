@@ -12,10 +12,10 @@ from helpers import project
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from swiftkit.checks import check, planned_invocations
-from swiftkit.recipe import Recipe
+from swiftkit.checks.collect import check, planned_invocations
+from swiftkit.flags.catalog import Catalog, parse_with_swift
+from swiftkit.recipe.models import Recipe
 from swiftkit.render import CHILD_DIR, Plan, render_sft, resolve_batch
-from swiftkit.swift_flags import Catalog, parse_with_swift
 
 BUNDLED = sorted((ROOT / "recipes").rglob("*.yaml"))
 

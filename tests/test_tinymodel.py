@@ -10,16 +10,8 @@ from pathlib import Path
 import pytest
 
 from swiftkit import tinymodel
-from swiftkit.tinymodel import (
-    DEFAULT_DIRNAME,
-    ENDOFTEXT,
-    IM_END,
-    IM_START,
-    STAMP_FILE,
-    build_tiny_model,
-    identity_corpus,
-    is_complete,
-)
+from swiftkit.tinymodel import (DEFAULT_DIRNAME, ENDOFTEXT, IM_END, IM_START, STAMP_FILE, build_tiny_model,
+                                identity_corpus, is_complete)
 
 ROWS = [
     {"query": "Who are you?", "response": "I am Swift-Robot, an AI assistant developed by CSDN 迪菲赫尔曼."},

@@ -3,7 +3,7 @@
     SWIFTKIT_SWIFT="python3 bench/gpu/stamp.py DIR python3 -m swift.cli.main" swiftkit run ...
 
 writes DIR/<argv[1] of the command>-<pid>.tsv ("seconds<TAB>line"), to see where a `swift sft` child's time
-goes between the markers that swiftkit's phase clock knows (swiftkit/phases.py).
+goes between the markers that swiftkit's phase clock knows (swiftkit/run/phases.py).
 """
 import os
 import signal

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import click
 
-from .. import targets
-from ..checks import TOKENIZER_FILES
-from ..errors import EXIT_FAILURE, EXIT_OK, UserError
-from ..logparse import diagnose
-from ..process import Worker
-from ..render import CHILD_DIR, ModelRef
+from swiftkit.checks.collect import TOKENIZER_FILES
+from swiftkit.errors import EXIT_FAILURE, EXIT_OK, UserError
+from swiftkit.logparse import diagnose
+from swiftkit.process import Worker
+from swiftkit.render import CHILD_DIR, ModelRef
+from swiftkit.results import targets
 
 HELP = "/clear forgets the conversation, /exit (or Ctrl-D) leaves"
 

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import click
 
-from ..checkpoints import find_runs
-from ..errors import EXIT_OK, UserError
+from swiftkit.errors import EXIT_OK, UserError
+from swiftkit.results.checkpoints import find_runs
 
 
 def output_dir_of(target: str) -> Path:
     """An output dir, or a recipe file (its output.dir)."""
     path = Path(target)
     if path.suffix in (".yaml", ".yml") and path.is_file():
-        from ..recipe import load_recipe
+        from swiftkit.recipe.models import load_recipe
 
         loaded = load_recipe(path)
         return loaded.paths.output_dir

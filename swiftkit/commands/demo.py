@@ -15,13 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .. import paths
-from ..checkpoints import latest_checkpoint
-from ..datasets import load_identity_template, render_identity
-from ..errors import EXIT_OK
-from ..recipe import load_recipe
-from ..tinymodel import STAMP_FILE, build_tiny_model, identity_corpus
-from .run import run
+from swiftkit import paths
+from swiftkit.commands.run import run
+from swiftkit.datasets import load_identity_template, render_identity
+from swiftkit.errors import EXIT_OK
+from swiftkit.recipe.models import load_recipe
+from swiftkit.results.checkpoints import latest_checkpoint
+from swiftkit.tinymodel import STAMP_FILE, build_tiny_model, identity_corpus
 
 DEMO_RECIPE = paths.RECIPES_DIR / "tiny-identity.yaml"
 GENERAL_RECIPE = paths.RECIPES_DIR / "tiny-general.yaml"

@@ -2,7 +2,7 @@
 
 swift export (supervised like training) writes into a staging dir; the merged model then answers
 the probes (identity and general) and must agree with base + adapter, greedy, before it is
-marked verified; the marker goes in and the dir is renamed into place (exports.py). The run
+marked verified; the marker goes in and the dir is renamed into place (results/exports.py). The run
 record gains one entry in `exports`.
 """
 from __future__ import annotations
@@ -14,19 +14,20 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .. import exports, paths, targets
-from .. import verification
-from ..ask import AskFailed, ask
-from ..errors import EXIT_FAILURE, EXIT_OK, Problem, UserError
-from ..logparse import EXIT_CODES, diagnose
-from ..process import supervise
-from ..progress import Reporter, make_reporter
-from ..recipe import VerifySection
-from ..record import read_record, write_record
-from ..retention import similarity
-from ..render import ExportOptions, ModelRef, export_options, render_export
-from ..swift_flags import Catalog, load_catalog
-from ..weightfiles import check_model_dir
+from swiftkit import paths
+from swiftkit.errors import EXIT_FAILURE, EXIT_OK, Problem, UserError
+from swiftkit.flags.catalog import Catalog, load_catalog
+from swiftkit.logparse import EXIT_CODES, diagnose
+from swiftkit.process import supervise
+from swiftkit.recipe.models import VerifySection
+from swiftkit.render import ExportOptions, ModelRef, export_options, render_export
+from swiftkit.results import exports, targets
+from swiftkit.results.record import read_record, write_record
+from swiftkit.results.weightfiles import check_model_dir
+from swiftkit.run.progress import Reporter, make_reporter
+from swiftkit.verify import verification
+from swiftkit.verify.ask import AskFailed, ask
+from swiftkit.verify.retention import similarity
 
 # Lines of swift export worth showing while it works (the rest goes to the log).
 PHASES = ("Merge LoRA...", "Saving merged weights...", "Successfully merged LoRA", "Successfully quantized")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..cmdimport import import_command
-from ..errors import EXIT_OK, UserError
-from ..recipe_yaml import DEFAULT_SCHEMA, to_yaml
+from swiftkit.errors import EXIT_OK, UserError
+from swiftkit.importer.command import import_command
+from swiftkit.importer.recipe_yaml import DEFAULT_SCHEMA, to_yaml
 
 
 def import_(source: str | None, argv: list[str], *, schema: str = DEFAULT_SCHEMA) -> int:

@@ -5,9 +5,9 @@ import json
 
 import click
 
-from ..checks import check
-from ..errors import EXIT_OK, EXIT_USAGE, Problem, UserError
-from ..sizing import CannotPlan, Sizing, size
+from swiftkit.checks.collect import check
+from swiftkit.errors import EXIT_OK, EXIT_USAGE, Problem, UserError
+from swiftkit.plan.sizing import CannotPlan, Sizing, size
 
 
 def plan(recipe: str, *, overrides: list[str] | None = None, gpu_memory_gb: float | None = None,

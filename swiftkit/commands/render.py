@@ -5,10 +5,10 @@ from pathlib import Path
 
 import click
 
-from .. import paths
-from ..checks import Checked, check, planned_invocations
-from ..errors import EXIT_OK, UserError
-from ..prepare import prepare_data
+from swiftkit import paths
+from swiftkit.checks.collect import Checked, check, planned_invocations
+from swiftkit.errors import EXIT_OK, UserError
+from swiftkit.run.prepare import prepare_data
 
 
 def render(recipe: str, verb: str, as_json: bool, checkpoint: str | None, overrides: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def _checkpoint(checked: Checked, given: str | None) -> Path:
         if not path.is_dir():
             raise UserError.one(f"checkpoint not found: {given}", fix="pass a checkpoint-N directory of a run")
         return path.resolve()
-    from ..checkpoints import latest_checkpoint
+    from swiftkit.results.checkpoints import latest_checkpoint
 
     found = latest_checkpoint(checked.plan.output_dir)
     if found is None:

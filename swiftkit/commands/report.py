@@ -1,8 +1,8 @@
 """`swiftkit report TARGET [TARGET ...]`: the run report (report.html in the run dir), or, for several
 targets, a comparison page. TARGET is a recipe, an output dir, a run dir or a run record.
 
-This module reads the disk (record, each attempt's logging.jsonl, checkpoints); report.py,
-report_sections.py and report_compare.py turn that into HTML without touching it.
+This module reads the disk (record, each attempt's logging.jsonl, checkpoints); report/page.py,
+report/sections.py and report/compare.py turn that into HTML without touching it.
 """
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from ..checkpoints import CHECKPOINT_DIR, RUN_DIR, find_runs
-from ..errors import EXIT_OK, UserError
-from ..record import now, read_record
-from ..report import REPORT_NAME, RunInput, attempts_of, render_report
+from swiftkit.errors import EXIT_OK, UserError
+from swiftkit.report.page import REPORT_NAME, RunInput, attempts_of, render_report
+from swiftkit.results.checkpoints import CHECKPOINT_DIR, RUN_DIR, find_runs
+from swiftkit.results.record import now, read_record
 
 RECORD_NAME = "swiftkit-run.json"
 COMPARISON_NAME = "swiftkit-comparison.html"
@@ -25,7 +25,7 @@ def report(targets: list[str], *, output: str | None = None, say: Callable[[str]
     if len(records) == 1:
         path = write_report(records[0], Path(output) if output else None)
     else:
-        from ..report_compare import render_comparison
+        from swiftkit.report.compare import render_comparison
 
         path = Path(output) if output else Path.cwd() / COMPARISON_NAME
         _write(path, render_comparison([load_input(r) for r in records]))
@@ -90,7 +90,7 @@ def find_record(target: str) -> Path:
 
 
 def _recipe_output(path: Path) -> Path:
-    from ..recipe import load_recipe
+    from swiftkit.recipe.models import load_recipe
 
     if not path.is_file():
         raise UserError.one(f"recipe not found: {path}",

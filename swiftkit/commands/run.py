@@ -9,22 +9,25 @@ import os
 import time
 from pathlib import Path
 
-from .. import exports, nodes, paths, runlock, targets, verification
-from ..ask import AskFailed, Prewarmed
-from ..checkpoints import Checkpoint
-from ..checks import Checked, check
-from ..datasets import IdentityFiles
-from ..errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
-from ..host import host_info
-from ..launch import LaunchOptions, resolve_launch
-from ..prepare import prepare_data
-from ..progress import Reporter, make_reporter
-from ..recipe import Recipe
-from ..record import RunRecord, now, versions
-from ..render import Plan, export_options, model_ref
-from ..resume import find_resumable
-from ..sizing import Sizing, plan_for_run, with_choices
-from ..training import Session
+from swiftkit import paths
+from swiftkit.checks.collect import Checked, check
+from swiftkit.datasets import IdentityFiles
+from swiftkit.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
+from swiftkit.launch.host import host_info
+from swiftkit.launch.node import LaunchOptions, resolve_launch
+from swiftkit.plan.sizing import Sizing, plan_for_run, with_choices
+from swiftkit.recipe.models import Recipe
+from swiftkit.render import Plan, export_options, model_ref
+from swiftkit.results import exports, targets
+from swiftkit.results.checkpoints import Checkpoint
+from swiftkit.results.record import RunRecord, now, versions
+from swiftkit.run import lock as runlock, nodes
+from swiftkit.run.prepare import prepare_data
+from swiftkit.run.progress import Reporter, make_reporter
+from swiftkit.run.resume import find_resumable
+from swiftkit.run.training import Session
+from swiftkit.verify import verification
+from swiftkit.verify.ask import AskFailed, Prewarmed
 
 
 def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False, events: bool = False,
@@ -39,7 +42,7 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
     lock_name = runlock.LOCK_NAME if launch.is_primary else f"node{launch.node_rank}.lock"
     with runlock.hold(checked.plan.output_dir, checked.loaded.path, lock_name) as lock_fd:  # or refuse
         if not launch.is_primary:
-            from .run_node import follow
+            from swiftkit.commands.run_node import follow
 
             return follow(checked, lock_fd, quiet=quiet, events=events)
         return _run(checked, planned, lock_fd, quiet=quiet, events=events, do_verify=do_verify, started=started)
@@ -80,7 +83,7 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
         if session is not None:
             session.record_timings(started)
             # every run gets its report, a failed or interrupted one too; after_run never raises
-            from .report import after_run
+            from swiftkit.commands.report import after_run
 
             after_run(session.record_path, reporter.say)
         reporter.close()
@@ -171,7 +174,7 @@ def held_out_loss(summary: dict) -> dict | None:
 
 def export_step(checked: Checked, session: Session, checkpoint: Checkpoint) -> int:
     """export.merge: the adapter merged into the base, verified against base + adapter, recorded."""
-    from . import export as exporting
+    from swiftkit.commands import export as exporting
 
     loaded, reporter = checked.loaded, session.reporter
     target = targets.resolve(str(checkpoint.path))

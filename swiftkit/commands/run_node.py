@@ -1,7 +1,7 @@
 """`swiftkit run` on a node other than node 0: train what node 0 announces, attempt by attempt.
 
 Node 0 owns the run: its record, the OOM ladder's decisions, verification, export and the report
-(commands/run.py). Here a node waits for node 0's launch.json (nodes.py), trains exactly that command
+(commands/run.py). Here a node waits for node 0's launch.json (run/nodes.py), trains exactly that command
 under the same supervision, writes its own swiftkit-node-R.json and log, and, after a failed attempt,
 waits for node 0's next decision: another attempt (the same rung of the ladder on every node) or stop.
 """
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import nodes
-from ..checks import Checked
-from ..errors import EXIT_FAILURE, EXIT_OK
-from ..progress import make_reporter
-from ..recipe import Recipe
-from ..training import Attempt, Session
-from .run import new_record
+from swiftkit.checks.collect import Checked
+from swiftkit.commands.run import new_record
+from swiftkit.errors import EXIT_FAILURE, EXIT_OK
+from swiftkit.recipe.models import Recipe
+from swiftkit.run import nodes
+from swiftkit.run.progress import make_reporter
+from swiftkit.run.training import Attempt, Session
 
 
 class FollowerSession(Session):

@@ -4,8 +4,8 @@ import json
 
 import click
 
-from ..errors import EXIT_OK
-from ..recipe import Recipe
+from swiftkit.errors import EXIT_OK
+from swiftkit.recipe.models import Recipe
 
 
 def recipe_schema() -> dict:

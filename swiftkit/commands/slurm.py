@@ -12,9 +12,9 @@ from pathlib import Path
 
 import click
 
-from ..checks import check
-from ..errors import EXIT_OK, UserError
-from ..slurm import SlurmOptions, render_sbatch
+from swiftkit.checks.collect import check
+from swiftkit.errors import EXIT_OK, UserError
+from swiftkit.launch.slurm import SlurmOptions, render_sbatch
 
 
 def slurm(recipe: str, *, overrides: list[str] | None = None, nodes: int | None = None,

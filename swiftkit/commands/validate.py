@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import click
 
-from ..checks import check
-from ..errors import EXIT_OK, EXIT_USAGE, UserError
-from ..render import world_text
-from ..sizing import plan_for_run
+from swiftkit.checks.collect import check
+from swiftkit.errors import EXIT_OK, EXIT_USAGE, UserError
+from swiftkit.plan.sizing import plan_for_run
+from swiftkit.render import world_text
 
 
 def validate(recipes: list[str], overrides: list[str] | None = None) -> int:

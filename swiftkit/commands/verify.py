@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import targets, verification
-from ..ask import AskFailed
-from ..errors import EXIT_FAILURE, EXIT_OK, UserError
-from ..progress import make_reporter
-from ..recipe import VerifySection
-from ..record import read_record, write_record
-from ..swift_flags import load_catalog
+from swiftkit.errors import EXIT_FAILURE, EXIT_OK, UserError
+from swiftkit.flags.catalog import load_catalog
+from swiftkit.recipe.models import VerifySection
+from swiftkit.results import targets
+from swiftkit.results.record import read_record, write_record
+from swiftkit.run.progress import make_reporter
+from swiftkit.verify import verification
+from swiftkit.verify.ask import AskFailed
 
 
 def verify(target: str, *, general_probes: str | None = None, retention: bool = True, min_score: float | None = None,

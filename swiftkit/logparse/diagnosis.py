@@ -22,7 +22,7 @@ class Diagnosis:
 
     `evidence` is the log line the verdict rests on ("exit status N" when the verdict rests on the
     exit status alone: a SIGKILL leaves no message). `checkpoint` is the last checkpoint the log
-    names (as the log claims it: verify it with swiftkit.checkpoints before resuming from it);
+    names (as the log claims it: verify it with swiftkit.results.checkpoints before resuming from it);
     `training_finished` is true when the trainer's end-of-training summary was printed."""
 
     kind: str

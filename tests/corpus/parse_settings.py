@@ -1,7 +1,7 @@
 """Child process for the corpus test: what ms-swift's own `swift sft` parser makes of argument lists.
 
 Reads a JSON list of argv lists on stdin; prints {"defaults": {dest: value}, "parsed": [{"values":
-{dest: value}, "remaining": [...]}, ...]}. Built by swiftkit.introspect's parser (HfArgumentParser
+{dest: value}, "remaining": [...]}, ...]}. Built by swiftkit.child.introspect's parser (HfArgumentParser
 over swift.arguments.SftArguments); the dataclass is never constructed, so nothing is loaded.
 """
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _plain(value):
 def main() -> int:
     requests = json.loads(sys.stdin.read())
     with contextlib.redirect_stdout(io.StringIO()):
-        from swiftkit.introspect import _parser
+        from swiftkit.child.introspect import _parser
 
         parser = _parser("sft")
         parser.allow_abbrev = False
