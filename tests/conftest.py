@@ -73,7 +73,7 @@ def run_cli(*args: str) -> tuple[int, str, str]:
 
 
 sys.path.insert(0, str(ROOT / "tests"))
-# tests/ mirrors swiftkit/ (tests/run/test_training.py tests swiftkit/run/training.py), and a test module may
+# tests/ mirrors swiftkit/ (tests/run/test_phases.py tests swiftkit/run/phases.py), and a test module may
 # take a builder from another by its name (`from test_targets import trained`): every test file's name is
 # unique across the tree (tests/test_layout.py holds that), so each folder goes on the path.
 for _folder in sorted((ROOT / "tests").iterdir()):

@@ -18,7 +18,7 @@ from swiftkit.datasets.holdout import Holdout
 from swiftkit.errors import Problem, UserError, choice_fix, nearby_name, unique
 from swiftkit.flags.catalog import Catalog, MODEL_TYPE_RENAMES, REMOVED, RENAMED, load_catalog
 from swiftkit.launch.node import Launch
-from swiftkit.recipe.models import LoadedRecipe, load_recipe, looks_like_hub_id
+from swiftkit.recipe.models import SELF_COGNITION, LoadedRecipe, load_recipe
 from swiftkit.render import (Invocation, Plan, export_options, model_ref, render_export, render_infer, render_sft,
                              resolve_batch)
 from swiftkit.paths import bundled_identity_template  # noqa: F401  (imported from here by commands/demo.py)
@@ -257,8 +257,6 @@ def check_flags(checked: Checked) -> list[Problem]:
 def _loads_self_cognition(loaded: LoadedRecipe) -> bool:
     """--model_name/--model_author fill the hub dataset swift/self-cognition, where the recipe keeps it (a subset
     or hub the identity dataset does not reproduce)."""
-    from swiftkit.importer.table import SELF_COGNITION
-
     return any(d.hub and SELF_COGNITION.match(d.hub) for d in loaded.recipe.datasets)
 
 

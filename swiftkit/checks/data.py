@@ -12,7 +12,7 @@ from swiftkit.datasets.holdout import Holdout
 from swiftkit.errors import Problem, UserError, nearby_name
 from swiftkit.paths import bundled_general_probes, bundled_identity_template
 from swiftkit.recipe.models import LoadedRecipe
-from swiftkit.verify.retention import load_probes
+from swiftkit.datasets.probes import load_probes
 
 
 # -- datasets ------------------------------------------------------------------------------------

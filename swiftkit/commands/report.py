@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from swiftkit.errors import EXIT_OK, UserError
-from swiftkit.report.page import REPORT_NAME, RunInput, attempts_of, render_report
+from swiftkit.report.attempts import attempts_of
+from swiftkit.report.page import REPORT_NAME, RunInput, render_report
 from swiftkit.results.checkpoints import CHECKPOINT_DIR, RUN_DIR, find_runs
 from swiftkit.results.record import now, read_record
 

@@ -13,16 +13,15 @@ from swiftkit import paths
 from swiftkit.checks.collect import Checked, check
 from swiftkit.datasets import IdentityFiles
 from swiftkit.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
-from swiftkit.launch.host import host_info
 from swiftkit.launch.node import LaunchOptions, resolve_launch
 from swiftkit.plan.sizing import Sizing, plan_for_run, with_choices
 from swiftkit.recipe.models import Recipe
 from swiftkit.render import Plan, export_options, model_ref
 from swiftkit.results import exports, targets
 from swiftkit.results.checkpoints import Checkpoint
-from swiftkit.results.record import RunRecord, now, versions
+from swiftkit.results.record import RunRecord
 from swiftkit.run import lock as runlock, nodes
-from swiftkit.run.prepare import prepare_data
+from swiftkit.run.prepare import new_record, prepare_data
 from swiftkit.run.progress import Reporter, make_reporter
 from swiftkit.run.resume import find_resumable
 from swiftkit.run.training import Session
@@ -87,19 +86,6 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
 
             after_run(session.record_path, reporter.say)
         reporter.close()
-
-
-def new_record(checked: Checked, identity: IdentityFiles | None) -> RunRecord:
-    r = checked.loaded.recipe
-    data = [{"path": str(rep.path), "sha256": rep.sha256, "rows": rep.rows, "usable_rows": rep.usable_rows,
-             "format": rep.format, "too_long": rep.too_long} for rep in checked.reports]
-    if identity is not None:
-        data.append({"path": str(identity.train_path), "sha256": identity.sha256, "rows": identity.train_rows,
-                     "identity": True, "heldout_rows": identity.heldout_rows})
-    return RunRecord(recipe=str(checked.loaded.path.resolve()), recipe_hash=r.digest(),
-                     resolved_recipe=r.model_dump(mode="json"), cwd=os.getcwd(),
-                     output_dir=str(checked.plan.output_dir), versions=versions(), host=host_info(), datasets=data,
-                     started_at=now())
 
 
 def resume_plan(checked: Checked, record: RunRecord, reporter: Reporter, planned: Sizing | None = None) -> Plan:

@@ -10,10 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from swiftkit.checks.collect import Checked
-from swiftkit.commands.run import new_record
 from swiftkit.errors import EXIT_FAILURE, EXIT_OK
 from swiftkit.recipe.models import Recipe
 from swiftkit.run import nodes
+from swiftkit.run.prepare import new_record
 from swiftkit.run.progress import make_reporter
 from swiftkit.run.training import Attempt, Session
 

@@ -21,9 +21,9 @@ from swiftkit.importer.recipe_yaml import ordered, section_model
 from swiftkit.importer.shell import (Flags, SftCommand, VARIABLE, expand_variables, find_sft_command, parse_flags,
                                      refuse_unreadable, split_commands, translate_renamed)
 from swiftkit.importer.table import (BOOL_FLAGS, DTYPE_ALIASES, EVAL_SETS, NEGATED, NULLABLE_PASSTHROUGH,
-                                     OTHER_TRAIN_DATA, SELF_COGNITION, SIMPLE, dataset_entry, flag_value,
+                                     OTHER_TRAIN_DATA, SIMPLE, dataset_entry, flag_value,
                                      one_or_list, scalar, why_not_identity)
-from swiftkit.recipe.models import Recipe, looks_like_hub_id
+from swiftkit.recipe.models import SELF_COGNITION, Recipe, looks_like_hub_id
 
 __all__ = ["ImportResult", "SELF_COGNITION", "SftCommand", "find_sft_command", "import_command", "scalar",
            "split_commands"]

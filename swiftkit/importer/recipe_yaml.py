@@ -8,15 +8,21 @@ Recipe and its section models declare them, lists indented under their key, mult
 from __future__ import annotations
 
 import textwrap
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel
 
 from swiftkit.recipe.models import Recipe
 
-if TYPE_CHECKING:
-    from swiftkit.importer.command import ImportResult
+
+
+class Imported(Protocol):
+    """What to write (command.py's ImportResult): the recipe and the notes about how it was made."""
+
+    recipe: dict[str, Any]
+    notes: list[str]
+
 
 DEFAULT_SCHEMA = "./recipe.schema.json"
 
@@ -62,7 +68,7 @@ _Dumper.add_representer(str, _str)
 _Dumper.add_representer(list, _list)
 
 
-def to_yaml(result: ImportResult, schema: str = DEFAULT_SCHEMA) -> str:
+def to_yaml(result: Imported, schema: str = DEFAULT_SCHEMA) -> str:
     """The recipe as a YAML document: the editor modeline, the notes as comments, then the keys."""
     head = [f"# yaml-language-server: $schema={schema}"]
     for note in result.notes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable
 
-from swiftkit.recipe.models import looks_like_hub_id
+from swiftkit.recipe.models import SELF_COGNITION, looks_like_hub_id
 
 INT = re.compile(r"^[-+]?\d+$")
 FLOAT = re.compile(r"^[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?$")
@@ -104,7 +104,6 @@ OTHER_TRAIN_DATA = ("cached_dataset",)
 # Hub dataset spellings ms-swift reads that the recipe's `org/name#N` shorthand does not:
 # `HF::org/name`, `MS::org/name` (which hub), `org/name:subset` (a subset), `org/name#N` (a sample).
 HUB_PREFIX = re.compile(r"^(HF|MS)::")
-SELF_COGNITION = re.compile(r"^(?:(?:HF|MS)::)?(?:(?:swift|modelscope)/)?self-cognition(?::([\w/-]+))?(?:#(\d+))?$")
 # Values that stand for something to fill in: `<your-dataset>`, `/path/to/model`, `xxx`.
 PLACEHOLDER = re.compile(r"^<[^<>]+>$")
 

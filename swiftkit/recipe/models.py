@@ -22,6 +22,8 @@ from swiftkit.recipe.yamlfile import YamlDoc, dotted, load_yaml
 
 HUB_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$")
 DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet")
+# ms-swift's bundled self-cognition dataset, in every spelling it reads (its --model_name/--model_author fill it)
+SELF_COGNITION = re.compile(r"^(?:(?:HF|MS)::)?(?:(?:swift|modelscope)/)?self-cognition(?::([\w/-]+))?(?:#(\d+))?$")
 
 
 class Strict(BaseModel):

@@ -20,6 +20,7 @@ from typing import Any
 
 from swiftkit.logparse import Eval, Progress, TrainSummary, parse_logging_jsonl_line
 from swiftkit.report import charts
+from swiftkit.report.attempts import attempt_color, attempts_of
 from swiftkit.report.html import badge, card, esc, figure, gib, note, num, page, seconds, section, table
 
 REPORT_NAME = "report.html"
@@ -70,12 +71,6 @@ def parse_curves(attempt: int, text: str) -> Curves:
             elif isinstance(ev, TrainSummary):
                 summary = ev
     return Curves(attempt, values, summary, max_steps)
-
-
-def attempts_of(record: dict) -> list[dict]:
-    """The attempts of the OOM ladder; a record without any (an older one) counts as one attempt."""
-    attempts = [a for a in record.get("attempts") or [] if isinstance(a, dict)]
-    return attempts or [{"attempt": 1, "run_dir": record.get("run_dir")}]
 
 
 def all_curves(inp: RunInput) -> list[Curves]:
@@ -238,10 +233,6 @@ def key_figures(r: dict, curves: list[Curves]) -> str:
 
 
 # ------------------------------------------------------------------------------------ curves
-
-
-def attempt_color(number: int) -> str:
-    return charts.PALETTE[(number - 1) % len(charts.PALETTE)]
 
 
 def _lines(curves: list[Curves], metric: str, label: str) -> list[charts.Line]:

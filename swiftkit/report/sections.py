@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from swiftkit.report import charts
+from swiftkit.report.attempts import attempt_color, attempts_of
 from swiftkit.report.html import esc, figure, gib, note, num, pairs, ratio, seconds, size, table
 
 SPLITS = (("train", "Trained probes", "exact answer expected"),
@@ -250,8 +251,6 @@ PHASE_LABELS = {"start": "start-up (imports)", "arguments": "arguments", "model_
 def phases(r: dict) -> list[tuple[str, float, str]]:
     """(what, seconds, colour) in the order they ran: before training, each attempt by phase where the record
     has them (else start-up and training), verification by swift infer phase, exports."""
-    from swiftkit.report.page import attempt_color, attempts_of
-
     out: list[tuple[str, float, str]] = []
     before = (r.get("timings") or {}).get("before_training")
     if isinstance(before, (int, float)):
@@ -312,8 +311,6 @@ def timings(r: dict) -> str:
 
 def nodes(r: dict) -> str:
     """Several processes: each rank's own peak memory (ms-swift logs rank 0's), and each node's verdict."""
-    from swiftkit.report.page import attempts_of
-
     rows = []
     for a in attempts_of(r):
         per_node = {n.get("node_rank"): n for n in a.get("nodes") or [] if isinstance(n, dict)}

@@ -1,8 +1,13 @@
-"""Writes the data a run needs into its output directory (the rendered identity file)."""
+"""What a run needs before its first attempt: the data written into its output directory (the rendered
+identity file, the held-out rows) and the run record it starts with."""
 from __future__ import annotations
 
+import os
+
 from swiftkit.checks.collect import Checked
-from swiftkit.datasets import holdout, render_identity
+from swiftkit.datasets import IdentityFiles, holdout, render_identity
+from swiftkit.launch.host import host_info
+from swiftkit.results.record import RunRecord, now, versions
 
 
 def prepare_data(checked: Checked):
@@ -15,3 +20,16 @@ def prepare_data(checked: Checked):
         return None
     return render_identity(checked.identity_template, checked.plan.data_dir, name=ident.name.model_dump(),
                            author=ident.author.model_dump())
+
+
+def new_record(checked: Checked, identity: IdentityFiles | None) -> RunRecord:
+    r = checked.loaded.recipe
+    data = [{"path": str(rep.path), "sha256": rep.sha256, "rows": rep.rows, "usable_rows": rep.usable_rows,
+             "format": rep.format, "too_long": rep.too_long} for rep in checked.reports]
+    if identity is not None:
+        data.append({"path": str(identity.train_path), "sha256": identity.sha256, "rows": identity.train_rows,
+                     "identity": True, "heldout_rows": identity.heldout_rows})
+    return RunRecord(recipe=str(checked.loaded.path.resolve()), recipe_hash=r.digest(),
+                     resolved_recipe=r.model_dump(mode="json"), cwd=os.getcwd(),
+                     output_dir=str(checked.plan.output_dir), versions=versions(), host=host_info(), datasets=data,
+                     started_at=now())

@@ -17,7 +17,8 @@ from swiftkit.recipe.models import Identity, VerifySection
 from swiftkit.render import ModelRef
 from swiftkit.verify import scorecard as sc
 from swiftkit.verify.ask import Asked, Prewarmed, ask, ask_both, cached_answers, can_share_engine
-from swiftkit.verify.retention import Retention, compare, format_retention, load_probes
+from swiftkit.datasets.probes import load_probes
+from swiftkit.verify.retention import Retention, compare, format_retention
 
 
 @dataclass

@@ -7,7 +7,8 @@ import pytest
 
 from swiftkit.errors import UserError
 from swiftkit.paths import bundled_general_probes
-from swiftkit.verify.retention import compare, format_retention, load_probes, similarity
+from swiftkit.datasets.probes import load_probes
+from swiftkit.verify.retention import compare, format_retention, similarity
 
 
 def rows(*queries, category="facts"):
