@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from swiftkit.errors import Problem, UserError
+from swiftkit.recipe.numbers import MAX_BATCH, MAX_GB, MAX_RANK, MAX_SECONDS, MAX_STEPS, MAX_TOKENS, plain_number
 from swiftkit.recipe.yamlfile import YamlDoc, dotted, load_yaml
 
 HUB_ID = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$")
@@ -28,6 +30,12 @@ SELF_COGNITION = re.compile(r"^(?:(?:HF|MS)::)?(?:(?:swift|modelscope)/)?self-co
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # every numeric field of every section: no boolean, .inf, .nan or absurd magnitude (recipe/numbers.py)
+        return plain_number(value, cls.model_fields[info.field_name])
 
 
 def _localized(value: Any) -> Any:
@@ -40,9 +48,9 @@ def _as_list(value: Any) -> Any:
 
 
 def _micro_batch(value: Any) -> Any:
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value > 0):
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_BATCH):
         return value
-    raise PydanticCustomError("micro_batch", "expected a positive integer or 'auto', got {value}",
+    raise PydanticCustomError("micro_batch", f"expected a positive integer up to {MAX_BATCH} or 'auto', got {{value}}",
                               {"value": repr(value), "fix": "write a number such as 4, or auto"})
 
 
@@ -72,8 +80,8 @@ class DatasetEntry(Strict):
     path: str | None = Field(None, description="A local JSON/JSONL/CSV/parquet file, relative to the recipe")
     hub: str | None = Field(None, description="A hub dataset id, org/name[:subset]")
     identity: bool = Field(False, description="The self-cognition data rendered from `identity:`")
-    samples: int | None = Field(None, gt=0, description="Rows to sample (ms-swift repeats the data when larger)")
-    weight: float | None = Field(None, gt=0, description="Scale the entry's row count by this factor")
+    samples: int | None = Field(None, gt=0, le=10**10, description="Rows to sample (ms-swift repeats the data when larger)")
+    weight: float | None = Field(None, gt=0, le=1e4, description="Scale the entry's row count by this factor")
 
     @model_validator(mode="before")
     @classmethod
@@ -116,8 +124,8 @@ Tuner = Literal["lora", "full", "adalora", "adapter", "boft", "bone", "dummy", "
 
 class LoraSection(Strict):
     tuner: Tuner = Field("lora", description="ms-swift tuner_type: lora, full, or another tuner ms-swift offers")
-    rank: int = Field(8, gt=0)
-    alpha: float = Field(32, gt=0)
+    rank: int = Field(8, gt=0, le=MAX_RANK)
+    alpha: float = Field(32, gt=0, le=1e6)
     dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: Annotated[list[str], BeforeValidator(_as_list)] = Field(default_factory=lambda: ["all-linear"],
                                                                             min_length=1)
@@ -126,35 +134,35 @@ class LoraSection(Strict):
 
 
 class TrainSection(Strict):
-    epochs: float | None = Field(None, gt=0)
-    max_steps: int | None = Field(None, gt=0)
-    learning_rate: float = Field(1e-4, gt=0)
+    epochs: float | None = Field(None, gt=0, le=1e5)
+    max_steps: int | None = Field(None, gt=0, le=MAX_STEPS)
+    learning_rate: float = Field(1e-4, gt=0, le=10)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     scheduler: str = "cosine"
-    effective_batch_size: int | None = Field(16, gt=0, description="micro-batch x accumulation x GPUs")
+    effective_batch_size: int | None = Field(16, gt=0, le=MAX_BATCH, description="micro-batch x accumulation x GPUs")
     micro_batch_size: Annotated[int | Literal["auto"], BeforeValidator(_micro_batch)] = Field(
         "auto", description="Per-GPU batch, or auto: the largest that the memory plan fits on the card, "
                             "accumulation making up the effective batch (no card known: the whole per-GPU batch)")
-    gradient_accumulation: int | None = Field(None, gt=0, description="Derived from the effective batch when unset")
-    max_length: int = Field(2048, gt=0)
+    gradient_accumulation: int | None = Field(None, gt=0, le=MAX_BATCH, description="Derived from the effective batch when unset")
+    max_length: int = Field(2048, gt=0, le=MAX_TOKENS)
     gradient_checkpointing: bool | Literal["auto"] = Field(
         True, description="auto: off where the memory plan says the run fits without it (off is faster)")
-    seed: int = 42
-    save_steps: int | None = Field(None, gt=0)
-    logging_steps: int = Field(5, gt=0)
-    eval_steps: int | None = Field(None, gt=0)
-    save_total_limit: int | None = Field(2, gt=0)
+    seed: int = Field(42, ge=0, lt=2**32, description="numpy takes seeds of 0 to 2**32 - 1")
+    save_steps: int | None = Field(None, gt=0, le=MAX_STEPS)
+    logging_steps: int = Field(5, gt=0, le=MAX_STEPS)
+    eval_steps: int | None = Field(None, gt=0, le=MAX_STEPS)
+    save_total_limit: int | None = Field(2, gt=0, le=10**6)
     eval_split: float = Field(0.0, ge=0, lt=1, description="Share of the data held out for evaluation")
     system: str | None = Field(None, description="System prompt used in training and inference")
 
 
 class GpuSection(Strict):
-    count: int = Field(1, ge=0, description="GPUs to train on, on each node; 0 trains on the CPU")
-    nodes: int = Field(1, ge=1, description="Machines the run spans, gpu.count GPUs on each; one `swiftkit run` "
+    count: int = Field(1, ge=0, le=1024, description="GPUs to train on, on each node; 0 trains on the CPU")
+    nodes: int = Field(1, ge=1, le=10**5, description="Machines the run spans, gpu.count GPUs on each; one `swiftkit run` "
                                             "per node (see `swiftkit slurm`)")
-    memory_gb: float | None = Field(None, gt=0, description="Memory per card the recipe is written for")
-    visible_devices: list[int] | None = Field(None, description="CUDA device indices (CUDA_VISIBLE_DEVICES)")
-    emulate_memory_gb: float | None = Field(None, gt=0, description="Cap the training process's CUDA allocator "
+    memory_gb: float | None = Field(None, gt=0, le=MAX_GB, description="Memory per card the recipe is written for")
+    visible_devices: list[Annotated[int, Field(ge=0, lt=1024)]] | None = Field(None, description="CUDA device indices (CUDA_VISIBLE_DEVICES)")
+    emulate_memory_gb: float | None = Field(None, gt=0, le=MAX_GB, description="Cap the training process's CUDA allocator "
                                             "at this many GiB, to stand in for a smaller card")
 
 
@@ -173,7 +181,7 @@ class DistributedSection(Strict):
     find_unused_parameters: bool | Literal["auto"] = Field(
         "auto", description="DDP's search for parameters without a gradient; auto: off for LoRA, where every "
                             "trainable parameter gets one (the search costs a graph traversal every step)")
-    timeout: int = Field(1800, gt=0, description="Seconds a collective waits for the other processes before the "
+    timeout: int = Field(1800, gt=0, le=MAX_SECONDS, description="Seconds a collective waits for the other processes before the "
                                                  "run fails (ms-swift's default is 208 days: a dead rank hangs it)")
     backend: Literal["auto", "nccl", "gloo", "mpi", "ccl", "hccl", "cncl", "mccl"] = Field(
         "auto", description="torch.distributed backend; auto: nccl on GPUs, gloo on the CPU")
@@ -182,7 +190,7 @@ class DistributedSection(Strict):
 class OutputSection(Strict):
     dir: str = Field("output", description="Where runs go, relative to the recipe")
     resume: Literal["auto", "never"] = "auto"
-    stall_timeout: int | None = Field(1800, gt=0, description="Seconds without a new line of output and without "
+    stall_timeout: int | None = Field(1800, gt=0, le=MAX_SECONDS, description="Seconds without a new line of output and without "
                                       "a new step before the run counts as stalled and is stopped (resumable); "
                                       "null: never")
 
@@ -195,10 +203,10 @@ class OnOom(Strict):
 
     steps: list[OomStep] = Field(default_factory=lambda: ["halve_micro_batch", "gradient_checkpointing",
                                                           "shorten_max_length", "qlora", "lower_rank"])
-    max_retries: int = Field(5, ge=0, description="Attempts after the first; 0 turns the ladder off")
+    max_retries: int = Field(5, ge=0, le=100, description="Attempts after the first; 0 turns the ladder off")
     max_length_factor: float = Field(0.5, gt=0, lt=1, description="shorten_max_length multiplies by this")
-    min_max_length: int = Field(256, gt=0)
-    min_rank: int = Field(4, gt=0, description="lower_rank halves the rank down to this")
+    min_max_length: int = Field(256, gt=0, le=MAX_TOKENS)
+    min_rank: int = Field(4, gt=0, le=MAX_RANK, description="lower_rank halves the rank down to this")
 
 
 class Probe(Strict):
@@ -215,14 +223,14 @@ class VerifySection(Strict):
     general_probes: str | None = Field(None, description="General probe set (JSONL with id and query), relative "
                                                          "to the recipe; default: the bundled one")
     min_retention: float | None = Field(None, ge=0, le=1, description="Fail the run below this retention score")
-    general_holdout: int = Field(32, ge=0, description="Rows of the recipe's local general data kept out of "
+    general_holdout: int = Field(32, ge=0, le=10**6, description="Rows of the recipe's local general data kept out of "
                                  "training for eval loss at the start and end (at most a tenth of a file; 0: off)")
-    max_new_tokens: int = Field(64, gt=0)
+    max_new_tokens: int = Field(64, gt=0, le=MAX_TOKENS)
     prewarm: bool | Literal["auto"] = Field(
         "auto", description="Start the verifying engine's process while training runs, so ms-swift's import "
                             "(15-25 s on a GPU host) overlaps training; auto: on GPUs (on a few CPU cores it would "
                             "slow training down)")
-    batch_size: int = Field(256, gt=0, description="Probes answered together by swift infer (256: every probe of "
+    batch_size: int = Field(256, gt=0, le=MAX_BATCH, description="Probes answered together by swift infer (256: every probe of "
                             "the bundled sets in one batch; on an H200 the 7B identity job verified in 78 s "
                             "against 109 s at 32, bench/results/gpu-speed)")
     probes: list[Probe] = Field(default_factory=list)

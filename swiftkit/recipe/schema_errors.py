@@ -15,6 +15,7 @@ from swiftkit.recipe.yamlfile import YamlDoc, dotted
 
 TYPE_WORDS = {
     "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "a whole number",
+    "int_parsing_size": "an integer of a sane size",
     "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
     "bool_type": "true or false", "string_type": "a string", "list_type": "a list",
     "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
@@ -59,7 +60,15 @@ def _inner_model(annotation: Any) -> Any:
     return _inner_model(origin) if origin not in (None, list, dict) and origin is not annotation else None
 
 
+def _choices(expected: str) -> list[str]:
+    """pydantic's "'a', 'b' or 'c'" (strings quoted) or "4 or 8" (numbers bare) as a list."""
+    quoted = re.findall(r"'([^']*)'", expected)
+    return quoted or [c for c in re.split(r", | or ", expected) if c]
+
+
 def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()  # as the recipe wrote it
     text = repr(value)
     return text if len(text) < 60 else text[:57] + "..."
 
@@ -86,7 +95,7 @@ def _explain_one(err: dict, doc: YamlDoc, model: type[BaseModel]) -> Problem:
         path = _data_path(loc[:-1], doc.data)
         fix = f"add `{loc[-1]}:` under `{dotted(path) or 'the top level'}`"
     elif kind in ("literal_error", "enum"):
-        choices = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        choices = _choices(str(ctx.get("expected", "")))
         message = f"{_show(value)} is not one of: {', '.join(choices)}"
         fix = choice_fix(str(value), choices)
     elif kind in TYPE_WORDS:

@@ -1,0 +1,99 @@
+"""Values that parse but mean nothing: a boolean where a number goes, .inf and .nan, absurd magnitudes, an
+output dir that cannot hold a run, a model dir without weights, an unknown card, a malformed --set. Each is
+refused at its key or at the command line (exit 2, where, what, a fix), never taken as a setting."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import yaml
+
+from conftest import run_cli
+from swiftkit.errors import UserError
+from swiftkit.recipe.models import Recipe, load_recipe
+from swiftkit.recipe.numbers import kinds
+
+BASE = "model: {id: Qwen/Qwen2.5-7B-Instruct}\ntrain: {epochs: 1}\ndatasets: [identity]\n" \
+       "identity: {name: a, author: b}\n"
+
+
+def validate(path, *extra: str) -> tuple[int, str]:
+    code, out, err = run_cli("validate", str(path), *extra)
+    assert "Traceback" not in err and "unexpected error" not in err, err
+    return code, out + err
+
+
+# -- numbers ---------------------------------------------------------------------------------------
+
+def numeric_fields(model=Recipe, prefix: tuple = ()) -> list[tuple]:
+    """The key path of every field of the recipe that takes a number (a datasets entry as datasets[0])."""
+    from swiftkit.recipe.schema_errors import _inner_model
+
+    out = []
+    for name, field in model.model_fields.items():
+        path = prefix + (name,)
+        inner = _inner_model(field.annotation)
+        if inner is not None:
+            out += numeric_fields(inner, path + ((0,) if name == "datasets" else ()))
+        elif "number" in kinds(field.annotation) and name != "swift":
+            out.append(path)
+    return out
+
+
+def with_value(path: tuple, value: Any) -> dict:
+    data = yaml.safe_load(BASE)
+    data["datasets"] = [{"hub": "a/b"}] if path[0] == "datasets" else data["datasets"]
+    node = data
+    for part in path[:-1]:
+        node = node[part] if isinstance(part, int) else node.setdefault(part, {})
+    node[path[-1]] = [value] if path[-1] == "visible_devices" else value
+    return data
+
+
+def test_the_walk_finds_the_numeric_fields():
+    found = numeric_fields()
+    for path in [("lora", "rank"), ("train", "epochs"), ("train", "learning_rate"), ("gpu", "memory_gb"),
+                 ("gpu", "emulate_memory_gb"), ("datasets", 0, "samples"), ("gpu", "visible_devices"),
+                 ("train", "micro_batch_size"), ("on_oom", "max_length_factor"), ("verify", "batch_size")]:
+        assert path in found
+    assert len(found) > 30
+
+
+@pytest.mark.parametrize("value", [True, float("inf"), float("-inf"), float("nan"), 1e30, 10**30, "1e400"],
+                         ids=["true", "inf", "-inf", "nan", "1e30", "int1e30", "str1e400"])
+def test_every_numeric_field_refuses_booleans_non_finite_and_absurd_values(tmp_path, value):
+    from swiftkit.recipe.yamlfile import dotted
+
+    for path in numeric_fields():
+        recipe = tmp_path / "r.yaml"
+        recipe.write_text(yaml.safe_dump(with_value(path, value)), encoding="utf-8")
+        with pytest.raises(UserError) as refused:
+            load_recipe(recipe)
+        keys = [p.key for p in refused.value.problems]
+        assert any(k and k.startswith(dotted(path)) for k in keys), (path, value, keys)
+        assert all(p.line for p in refused.value.problems), (path, refused.value.format())
+
+
+def test_a_boolean_rank_is_refused_at_its_line(write):
+    code, text = validate(write("r.yaml", BASE + "lora: {rank: true}\n"))
+    assert code == 2
+    assert "r.yaml:5:14: lora.rank: expected a number, got true (a YAML boolean)" in text
+    assert "fix: write a number here" in text
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("train.epochs", ".inf", "train.epochs: expected a finite number, got .inf"),
+    ("train.learning_rate", ".nan", "train.learning_rate: expected a finite number, got .nan"),
+    ("gpu.memory_gb", ".inf", "gpu.memory_gb: expected a finite number, got .inf"),
+    ("gpu.emulate_memory_gb", ".nan", "gpu.emulate_memory_gb: expected a finite number, got .nan"),
+    ("train.epochs", "1e12", "train.epochs: must be less than or equal to 100000 (got '1e12')"),
+    ("lora.rank", "1.0e+30", "lora.rank: expected an integer of a sane size, got 1e+30"),
+    ("lora.rank", "100000", "lora.rank: must be less than or equal to 65536 (got 100000)"),
+    ("train.seed", "-1", "train.seed: must be greater than or equal to 0"),
+    ("lora.quant_bits", "true", "lora.quant_bits: true is not one of: 4, 8"),
+])
+def test_non_finite_and_absurd_values_are_refused_at_the_key(write, key, value, message):
+    code, text = validate(write("r.yaml", BASE), "--set", f"{key}={value}")
+    assert code == 2 and message in text, text
+    assert "fix:" in text
