@@ -7,7 +7,10 @@ runtime failure (exit 1).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
+import re
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -104,10 +107,54 @@ def choice_fix(word: str, choices: Iterable[str], what: str = "one of") -> str:
     return f"use {what}: {shown}"
 
 
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0, 9), *range(11, 32), 127]}
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0, 9), *range(11, 32), 127, *range(0x80, 0xA0)]}
+# Characters that change how a terminal shows the text around them without showing themselves: bidirectional
+# embeddings, overrides and isolates (a path can read "txt.exe" as "exe.txt"), zero-width characters, the
+# word joiner, the byte-order mark, the Arabic letter mark.
+_INVISIBLE = {c: f"\\u{c:04x}" for c in [*range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2065),
+                                            *range(0x2066, 0x206A), 0xFEFF, 0x061C, 0x180E]}
+_ESCAPES = {**_CONTROL, **_INVISIBLE}
 
 
 def printable(text: str) -> str:
-    """Text safe for a terminal: control characters from a user's data (an escape sequence, a NUL, a bell)
-    shown escaped, never interpreted; newlines and tabs kept."""
-    return text.translate(_CONTROL)
+    """Text safe for a terminal: control characters from a user's data (an escape sequence, a NUL, a bell) and
+    invisible format characters (bidirectional overrides, zero-width ones) shown escaped, never interpreted;
+    newlines and tabs kept."""
+    return str(text).translate(_ESCAPES)
+
+
+QUOTE_LIMIT = 24
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """A value read from a user's data, as an error may show it: escaped, in quotes, cut after `limit` characters
+    (an error names what it found; it never reproduces a line of unknown content)."""
+    if _hidden.get():
+        return "(not shown)"
+    text = printable(str(value))
+    return f"'{text[:limit]}...'" if len(text) > limit else f"'{text}'"
+
+
+def shown(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """As quote(), but a plain name (a column, a role) stays bare, as it reads best in a list."""
+    text = str(value)
+    return text if _PLAIN.fullmatch(text) and len(text) <= limit and not _hidden.get() else quote(value, limit)
+
+
+_hidden: "contextvars.ContextVar[bool]" = contextvars.ContextVar("swiftkit_quotes_hidden", default=False)
+
+
+def quotes_are_hidden() -> bool:
+    return _hidden.get()
+
+
+@contextlib.contextmanager
+def quotes_hidden():
+    """While active, quote() shows nothing of the data: for a file reached through a link to outside the
+    recipe's folder, whose content is not the user's to see in an error (a link to /etc/shadow)."""
+    token = _hidden.set(True)
+    try:
+        yield
+    finally:
+        _hidden.reset(token)

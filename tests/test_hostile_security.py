@@ -66,3 +66,49 @@ def test_plain_placeholders_still_render(write, tmp_path):
     template = template_file(write, "t.jsonl", "I am {{ name }}, made by {{author}}.")
     code, out, err = run_cli("validate", identity_recipe(write, template))
     assert code == 0, out + err
+
+
+# --- other files' contents in errors ---------------------------------------------------------------------------
+def test_a_dataset_linked_to_a_system_file_is_never_quoted(write, tmp_path):
+    import os
+
+    os.symlink("/etc/passwd", tmp_path / "data.csv")
+    code, out, err = run_cli("validate", str(write("r.yaml", BASE + "datasets: [data.csv]\n")))
+    assert code == 2
+    assert "found columns: 1 (not shown: the file is a link to outside the recipe's folder)" in err
+    assert "root:" not in err
+
+
+def test_an_error_quotes_only_the_first_characters_of_unknown_content(write):
+    data = write("d.csv", "a" * 30 + "SECRET-TAIL,other\n1,2\n")
+    code, out, err = run_cli("validate", str(write("r.yaml", BASE + f"datasets: [{data.name}]\n")))
+    assert code == 2 and f"found columns: '{'a' * 24}...', other" in err
+    assert "SECRET-TAIL" not in err
+
+
+def test_a_linked_dataset_inside_the_recipe_folder_is_the_users_own_and_quoted(write, tmp_path):
+    import os
+
+    write("real/d.csv", "foo,bar\n1,2\n")
+    os.symlink(tmp_path / "real" / "d.csv", tmp_path / "d.csv")
+    code, out, err = run_cli("validate", str(write("r.yaml", BASE + "datasets: [d.csv]\n")))
+    assert code == 2 and "found columns: bar, foo" in err
+
+
+# --- terminal-reordering characters ----------------------------------------------------------------------------
+@pytest.mark.parametrize("char", ["\u202e", "\u202a", "\u2066", "\u2069", "\u200b", "\u200f", "\ufeff", "\u2060"])
+def test_bidirectional_and_invisible_characters_are_printed_escaped(write, char):
+    code, out, err = run_cli("validate", str(write("r.yaml", BASE + f'datasets: ["x{char}y.jsonl"]\n')))
+    assert code == 2 and f"dataset file not found: " in err
+    assert char not in out + err
+    assert f"x\\u{ord(char):04x}y.jsonl" in err
+
+
+def test_progress_lines_escape_them_too():
+    import io
+
+    from swiftkit.run.progress import Plain
+
+    stream = io.StringIO()
+    Plain(stream).say("swiftkit: run dir /out/a\u202egpj.exe")
+    assert stream.getvalue() == "swiftkit: run dir /out/a\\u202egpj.exe\n"

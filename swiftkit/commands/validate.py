@@ -3,7 +3,7 @@ from __future__ import annotations
 import click
 
 from swiftkit.checks.collect import check
-from swiftkit.errors import EXIT_OK, EXIT_USAGE, UserError
+from swiftkit.errors import EXIT_OK, EXIT_USAGE, UserError, printable
 from swiftkit.plan.sizing import plan_for_run
 from swiftkit.render import world_text
 
@@ -20,12 +20,12 @@ def validate(recipes: list[str], overrides: list[str] | None = None) -> int:
             status = EXIT_USAGE
             continue
         plan = checked.plan
-        click.echo(f"ok: {path} (ms-swift {checked.catalog.version}; micro-batch {plan.micro_batch} x "
+        click.echo(f"ok: {printable(path)} (ms-swift {checked.catalog.version}; micro-batch {plan.micro_batch} x "
                    f"accumulation {plan.grad_accum} x {world_text(checked.loaded.recipe)})")
         if planned is not None:
             click.echo(f"  {planned.line()}")
             if planned.choice:
                 click.echo(f"  auto: {planned.choice}")
         for note in checked.notes:
-            click.echo(f"  note: {note}")
+            click.echo(f"  note: {printable(note)}")
     return status

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from swiftkit.errors import quote, shown
+
 
 
 # --- What ms-swift 4.6 recognises, copied from swift/dataset/preprocessor/core.py -----------------
@@ -125,7 +127,7 @@ def _ambiguities(columns: set[str]) -> list[str]:
         found = _matches(columns, synonyms)
         if len(found) > 1:
             kept = f"only '{target}' is used" if target in columns else "ms-swift uses none of them"
-            notes.append(f"columns {', '.join(repr(c) for c in found)} all mean '{target}': {kept}")
+            notes.append(f"columns {', '.join(quote(c) for c in found)} all mean '{target}': {kept}")
     return notes
 
 
@@ -212,14 +214,14 @@ def _text_field(row: dict, column: str | None, what: str) -> str:
     if isinstance(value, (list, tuple)) and what == "response":
         # ms-swift takes the first of several responses (a random one with RANDOM_DATASET_RESPONSE).
         if not value:
-            raise _Drop(f"empty {what} list (column '{column}')")
+            raise _Drop(f"empty {what} list (column {quote(column)})")
         value = value[0]
     if value is None:
-        raise _Drop(f"missing {what} (column '{column}')" if column else f"missing {what}")
+        raise _Drop(f"missing {what} (column {quote(column)})" if column else f"missing {what}")
     if not isinstance(value, str):
-        raise _Drop(f"{what} is a {type(value).__name__}, not a string (column '{column}')")
+        raise _Drop(f"{what} is a {type(value).__name__}, not a string (column {quote(column)})")
     if not value.strip():
-        raise _Drop(f"empty {what} (column '{column}')")
+        raise _Drop(f"empty {what} (column {quote(column)})")
     return value
 
 
@@ -256,20 +258,20 @@ def _check_messages(messages: list[dict]) -> None:
     for n, m in enumerate(messages, start=1):
         role, content = m["role"], m["content"]
         if role not in _KNOWN_ROLES:
-            raise _Drop(f"message {n} has unknown role {role!r}")
+            raise _Drop(f"message {n} has unknown role {quote(role)}")
         if content is None:
-            raise _Drop(f"message {n} ({role}) has no content")
+            raise _Drop(f"message {n} ({shown(role)}) has no content")
         if not isinstance(content, str):
-            raise _Drop(f"message {n} ({role}): content is a {type(content).__name__}, not a string")
+            raise _Drop(f"message {n} ({shown(role)}): content is a {type(content).__name__}, not a string")
         if role == "system" and n != 1:
             raise _Drop(f"message {n} is a system message; only the first may be")
     turns = [m for m in messages if m["role"] != "system"]
     if not turns:
         raise _Drop("only a system message")
     if turns[0]["role"] != "user":
-        raise _Drop(f"conversation starts with '{turns[0]['role']}', not 'user'")
+        raise _Drop(f"conversation starts with {quote(turns[0]['role'])}, not 'user'")
     if turns[-1]["role"] != "assistant":
-        raise _Drop(f"last message is '{turns[-1]['role']}', not 'assistant' (nothing to train on)")
+        raise _Drop(f"last message is {quote(turns[-1]['role'])}, not 'assistant' (nothing to train on)")
     if not turns[0]["content"].strip():
         raise _Drop("empty user message")
     if not turns[-1]["content"].strip():

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 
-from swiftkit.errors import Problem, UserError, nearby_name
+from swiftkit.errors import Problem, UserError, nearby_name, quotes_are_hidden, quotes_hidden, shown as shown_name
 
 from .formats import (ACCEPTED_COLUMN_SETS, ALPACA_COLUMNS, MAX_ROW_PROBLEMS, MESSAGE_SEP, SUPPORTED_EXTENSIONS,
                       _ambiguities, _Columns, _Drop, _join, _resolve, _to_messages)
@@ -110,8 +111,17 @@ def _row_problems(path: Path, key: str | None, items: list[tuple[int, str]]) -> 
     return shown
 
 
+def _column_list(columns: set[str], limit: int = 8) -> str:
+    """Column names as an error shows them: each escaped and cut short, at most `shown` of them."""
+    names = sorted(columns, key=str)
+    if names and quotes_are_hidden():
+        return f"{len(names)} (not shown: the file is a link to outside the recipe's folder)"
+    text = ", ".join(shown_name(c) for c in names[:limit])
+    return text + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def _unknown_columns(path: Path, key: str | None, columns: set[str]) -> UserError:
-    found = ", ".join(sorted(columns)) or "(none)"
+    found = _column_list(columns) or "(none)"
     clashes = _ambiguities(columns)
     message = f"no column set ms-swift knows; found columns: {found}"
     if clashes:
@@ -131,7 +141,7 @@ def _column_notes(columns: set[str], cols: _Columns) -> list[str]:
     notes = _ambiguities(columns - set(ALPACA_COLUMNS) if cols.input else columns)
     unused = sorted(columns - cols.used())
     if unused:
-        notes.append(f"columns not used as conversation text: {', '.join(unused)}")
+        notes.append(f"columns not used as conversation text: {_column_list(set(unused))}")
     return notes
 
 
@@ -180,13 +190,31 @@ def _count_lengths(path: Path, key: str | None, kept: _Conversations, max_length
     return too_long, _length_notes(counts, max_length, too_long)
 
 
-def inspect_dataset(path: Path, *, max_length: int | None = None,
-                    count_tokens: Callable[[str], int] | None = None, key: str | None = None) -> DatasetReport:
+def inspect_dataset(path: Path, *, max_length: int | None = None, count_tokens: Callable[[str], int] | None = None,
+                    key: str | None = None, root: Path | None = None) -> DatasetReport:
     """Check a local dataset as ms-swift will read it; UserError (all problems at once) when unusable.
 
     too_long is None unless both max_length and count_tokens are given; token counts are estimates
-    (see PER_MESSAGE_OVERHEAD)."""
+    (see PER_MESSAGE_OVERHEAD). `root` is the recipe's folder (default: the file's own): a file reached through
+    a link to outside it is checked all the same, but its errors quote nothing of its content."""
     path = Path(path)
+    if _linked_outside(path, root):
+        with quotes_hidden():
+            return _inspect(path, max_length, count_tokens, key)
+    return _inspect(path, max_length, count_tokens, key)
+
+
+def _linked_outside(path: Path, root: Path | None) -> bool:
+    """Reached through a symlink, and really outside the recipe's folder (a link to /etc/passwd)."""
+    real = Path(os.path.realpath(path))
+    if real == Path(os.path.abspath(path)):
+        return False
+    top = Path(os.path.realpath(root if root is not None else Path(os.path.abspath(path)).parent))
+    return top != real and top not in real.parents
+
+
+def _inspect(path: Path, max_length: int | None, count_tokens: Callable[[str], int] | None,
+             key: str | None) -> DatasetReport:
     _check_file(path, key)
     rows = _read_all(path, key)
     if not rows:

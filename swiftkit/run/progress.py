@@ -12,6 +12,8 @@ import time
 from dataclasses import asdict, is_dataclass
 from typing import Any, TextIO
 
+from swiftkit.errors import printable
+
 PLAIN_EVERY_SECONDS = 10.0
 
 
@@ -49,7 +51,7 @@ class Reporter:
     def event(self, ev: Any) -> None: ...
 
     def say(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        print(printable(text), file=self.stream, flush=True)
 
     def end_phase(self) -> None:
         """The child process being shown has ended (a training attempt)."""
@@ -124,7 +126,7 @@ class Bar(Reporter):
                              info=_fmt_progress(ev).split("  ", 1)[-1])
 
     def say(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(printable(text), markup=False, highlight=False)
 
     def end_phase(self) -> None:
         if self.task is not None:  # stop redrawing; a next attempt gets a bar of its own
