@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-
+from swiftkit import userfiles
 from swiftkit.errors import Problem, UserError
 
 from .formats import MAX_ROW_PROBLEMS, SUPPORTED_EXTENSIONS
@@ -26,14 +27,27 @@ def _not_object(path: Path, line: int, value: Any) -> Problem:
                    fix='write each row as an object such as {"messages": [...]}')
 
 
-def _decode(path: Path, data: bytes) -> str:
+_ROW_FIX = "write each row as a flat object such as {\"messages\": [...]}"
+
+
+def _parse_problem(path: Path, line: int, err: Exception) -> Problem:
+    """What json raises beyond JSONDecodeError, as a located problem: an integer longer than Python
+    converts (a ValueError naming sys.set_int_max_str_digits) or nesting deeper than the recursion limit."""
+    if isinstance(err, RecursionError):
+        return Problem(f"the row is nested too deeply to read (lists or objects more than "
+                       f"{sys.getrecursionlimit()} levels inside each other)", file=str(path), line=line,
+                       fix=_ROW_FIX)
+    return Problem(f"a number with more than {sys.get_int_max_str_digits()} digits", file=str(path), line=line,
+                   fix="write it as a string (in quotes), or correct it")
+
+
+def _loads(path: Path, line: int, text: str) -> tuple[Any, Problem | None]:
     try:
-        # utf-8-sig: a leading BOM (common from Windows editors) is dropped instead of failing json.
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise UserError([Problem(f"not UTF-8 text: {err.reason} at byte {err.start}", file=str(path), line=line,
-                                 fix="save the file as UTF-8")]) from None
+        return json.loads(text), None
+    except json.JSONDecodeError as err:
+        return None, _json_error(path, err, line=line)
+    except (ValueError, RecursionError) as err:
+        return None, _parse_problem(path, line, err)
 
 
 def _skip_ws(text: str, i: int) -> int:
@@ -55,12 +69,11 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as err:
+        value, problem = _loads(path, number, line)
+        if problem:
             bad += 1
             if len(problems) < MAX_ROW_PROBLEMS:
-                problems.append(_json_error(path, err, line=number))
+                problems.append(problem)
             continue
         if not isinstance(value, dict):
             bad += 1
@@ -89,12 +102,14 @@ def _json_array_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
         _check_trailing(path, text, i + 1)
         return
     while True:
+        line += text.count("\n", counted, i)
+        counted = i
         try:
             value, end = decoder.raw_decode(text, i)
         except json.JSONDecodeError as err:
             raise UserError([_json_error(path, err)]) from None
-        line += text.count("\n", counted, i)
-        counted = i
+        except (ValueError, RecursionError) as err:
+            raise UserError([_parse_problem(path, line, err)]) from None
         if not isinstance(value, dict):
             raise UserError([_not_object(path, line, value)])
         yield line, value
@@ -115,17 +130,32 @@ def _check_trailing(path: Path, text: str, i: int) -> None:
         raise UserError([_json_error(path, json.JSONDecodeError("Extra data", text, i))])
 
 
+# pandas, which ms-swift reads csv with, has no cell size limit; the csv module's default (128 KiB) would
+# refuse a long conversation. 2**31 - 1: the most every platform's C long holds.
+CSV_FIELD_LIMIT = 2**31 - 1
+
+
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
     # ms-swift loads csv with na_filter=False: empty cells stay "" (not NaN), as here.
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    for index, row in enumerate(reader):
-        # Line = index + 2 (the header is line 1); exact unless a quoted cell spans lines.
-        yield index + 2, {k: v for k, v in row.items() if k is not None}
+    index = 0
+    try:
+        for index, row in enumerate(reader):
+            # Line = index + 2 (the header is line 1); exact unless a quoted cell spans lines.
+            yield index + 2, {k: v for k, v in row.items() if k is not None}
+    except csv.Error as err:
+        raise UserError([Problem(f"malformed CSV: {err}", file=str(path), line=reader.line_num or None,
+                                 fix="correct the CSV there (a quote inside a cell is written twice: \"\")")]) \
+            from None
 
 
-def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
+def _parquet_rows(path: Path, kind: str) -> Iterator[tuple[int, dict]]:
     import pyarrow.parquet as pq  # lazy: only parquet needs it (it ships with `datasets`)
 
+    problem = userfiles.check_regular(path, kind)  # pyarrow would open a FIFO, and wait
+    if problem:
+        raise UserError([problem])
     try:
         parquet = pq.ParquetFile(path)
         index = 0
@@ -138,29 +168,30 @@ def _parquet_rows(path: Path) -> Iterator[tuple[int, dict]]:
                                  fix="check that the file is a complete parquet file")]) from None
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, kind: str = "dataset file") -> str:
     try:
-        return _decode(path, path.read_bytes())
+        return userfiles.read_text(path, kind)
     except OSError as err:
         raise UserError([Problem(f"cannot read the file: {err.strerror or err}", file=str(path),
                                  fix="check the path and its permissions")]) from None
 
 
-def read_rows(path: Path) -> Iterator[tuple[int, dict]]:
+def read_rows(path: Path, kind: str = "dataset file") -> Iterator[tuple[int, dict]]:
     """(line, row) pairs of a .json, .jsonl, .csv or .parquet file.
 
     Lines: .jsonl exact (blank lines skipped); .json the line each object starts on; .csv row index + 2
     (after the header); .parquet row index + 1. Malformed JSON raises UserError naming file:line:column;
     in .jsonl the error comes after the good rows, so that it can list several bad lines at once.
+    `kind` (a key of userfiles.LIMITS) names the file in errors and sets the most it may hold.
     """
     path = Path(path)
     suffix = path.suffix
     if suffix == ".parquet":
-        yield from _parquet_rows(path)
+        yield from _parquet_rows(path, kind)
         return
     if suffix not in (".json", ".jsonl", ".csv"):
         raise UserError([_extension_problem(path)])
-    text = _read_text(path)
+    text = _read_text(path, kind)
     if suffix == ".csv":
         yield from _csv_rows(path, text)
     elif suffix == ".jsonl" or _first_char(text) == "{":
