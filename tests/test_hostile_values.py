@@ -97,3 +97,29 @@ def test_non_finite_and_absurd_values_are_refused_at_the_key(write, key, value, 
     code, text = validate(write("r.yaml", BASE), "--set", f"{key}={value}")
     assert code == 2 and message in text, text
     assert "fix:" in text
+
+
+# -- --set -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("item,message,fix", [
+    ("train..epochs=1", "--set train..epochs=1: an empty part in the key 'train..epochs'", "--set train.epochs=3"),
+    (".epochs=1", "--set .epochs=1: an empty part in the key '.epochs'", "--set train.epochs=3"),
+    ("datasets.0.samples=5", "--set datasets.0.samples=5: datasets is a list: --set cannot reach into it",
+     "set the whole list: --set 'datasets=[...]'"),
+    ("datasets[0].samples=5", "--set datasets[0].samples=5: 'datasets[0]': --set cannot reach into a list",
+     "set the whole list"),
+    ("train.epochs.x=1", "--set train.epochs.x=1: train.epochs is a value, not a section with keys",
+     "write --set train.epochs=VALUE"),
+    ("train.foo.bar=1", "command line (--set): train.foo: unknown key 'foo'", "valid keys here: epochs"),
+    ("lora.rnak.x=1", "command line (--set): lora.rnak: unknown key 'rnak'", "did you mean 'rank'?"),
+])
+def test_a_malformed_set_names_the_command_line_not_the_recipe(write, item, message, fix):
+    code, text = validate(write("r.yaml", BASE), "--set", item)
+    assert code == 2 and message in text, text
+    assert f"fix: {fix}" in text or fix in text.split("fix:")[1], text
+    assert "r.yaml:" not in text
+
+
+def test_set_still_reaches_free_form_mappings(write):
+    code, text = validate(write("r.yaml", BASE), "--set", "swift.max_grad_norm=1")
+    assert code == 0, text

@@ -383,24 +383,18 @@ PATH_KEYS = {("model", "id"), ("output", "dir"), ("identity", "template"), ("exp
 
 
 def _apply_override(doc: YamlDoc, item: str) -> None:
-    import yaml
+    from swiftkit.recipe.overrides import split_override
 
-    key, sep, raw = item.partition("=")
-    parts = key.strip().split(".")
-    if not sep or not all(parts):
-        raise UserError.one(f"--set {item!r}: expected KEY=VALUE", fix="for example --set train.epochs=3")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else raw
-    except yaml.YAMLError:
-        value = raw
+    parts, value = split_override(item, Recipe)
     is_path = tuple(parts) in PATH_KEYS and isinstance(value, str) and value not in DEEPSPEED_BUILTIN + FSDP_BUILTIN
     if is_path and (parts[0] in ("output", "export") or os.path.exists(value) or not looks_like_hub_id(value)):
         value = os.path.abspath(value)
     doc.overridden.add(tuple(parts))
     node = doc.data
-    for part in parts[:-1]:
+    for depth, part in enumerate(parts[:-1]):
         if not isinstance(node.get(part), dict):
             node[part] = {}
+            doc.overridden.add(tuple(parts[:depth + 1]))  # a section --set made: its errors are the command line's
         node = node[part]
     node[parts[-1]] = value
 
