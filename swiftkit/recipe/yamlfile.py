@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import sys
+
 import yaml
 
+from swiftkit import userfiles
 from swiftkit.errors import Problem, UserError
 
 KeyPath = tuple  # of str | int
@@ -57,10 +60,26 @@ MAX_VALUES = 50_000
 MAX_DEPTH = 40
 
 
+PLAIN_FIX = "a recipe is a small mapping of settings: write it out plainly"
+
+
 class _TooBig(Exception):
-    def __init__(self, message: str, node: yaml.Node):
+    def __init__(self, message: str, node: yaml.Node, fix: str = PLAIN_FIX, key: str | None = None):
         super().__init__(message)
-        self.node = node
+        self.node, self.fix, self.key = node, fix, key
+
+
+def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: KeyPath) -> Any:
+    """A key or scalar value. PyYAML's constructors raise ValueError for a value that matches a type's
+    pattern but not its range: an integer longer than Python converts, a date such as 2024-13-45."""
+    try:
+        return loader.construct_object(node, deep=True)
+    except ValueError as exc:
+        key = dotted(path) or None
+        if "integer string conversion" in str(exc):
+            raise _TooBig(f"a number with more than {sys.get_int_max_str_digits()} digits", node,
+                          "write the number the setting needs, or quote it if it is text", key) from None
+        raise _TooBig(f"cannot read this value: {exc}", node, "correct it, or quote it if it is text", key) from None
 
 
 def _convert(node: yaml.Node, path: KeyPath, doc: YamlDoc, loader: yaml.SafeLoader, problems: list) -> Any:
@@ -73,7 +92,7 @@ def _convert(node: yaml.Node, path: KeyPath, doc: YamlDoc, loader: yaml.SafeLoad
         loader.flatten_mapping(node)
         out: dict = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            key = _scalar(key_node, loader, path)
             if isinstance(key, (list, dict)):
                 key = str(key)
             if key in out:
@@ -86,7 +105,7 @@ def _convert(node: yaml.Node, path: KeyPath, doc: YamlDoc, loader: yaml.SafeLoad
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, path + (i,), doc, loader, problems) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    return _scalar(node, loader, path)
 
 
 def load_yaml(path: Path, text: str | None = None) -> YamlDoc:
@@ -94,11 +113,12 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDoc:
     display = str(path)
     if text is None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            # userfiles: a FIFO, a device or a huge file is refused before it is opened, not read forever.
+            text = userfiles.read_text(path, "recipe")
         except FileNotFoundError:
             raise UserError.one("recipe file not found", file=display,
                                 fix="check the path; `swiftkit presets` lists the bundled recipes") from None
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             raise UserError.one(f"cannot read recipe: {exc}", file=display) from None
     doc = YamlDoc(data=None, file=display)
     problems: list[Problem] = []
@@ -125,11 +145,10 @@ def load_yaml(path: Path, text: str | None = None) -> YamlDoc:
         raise UserError.one(f"YAML error: {exc}", file=display) from None
     except _TooBig as exc:
         line, col = _mark(exc.node)
-        raise UserError.one(str(exc), file=display, line=line, column=col,
-                            fix="a recipe is a small mapping of settings: write it out plainly") from None
+        raise UserError.one(str(exc), file=display, line=line, column=col, key=exc.key, fix=exc.fix) from None
     except RecursionError:
         raise UserError.one(f"the recipe is nested too deeply to read (more than {MAX_DEPTH} levels)", file=display,
-                            fix="a recipe is a small mapping of settings: write it out plainly") from None
+                            fix=PLAIN_FIX) from None
     finally:
         if loader is not None:
             loader.dispose()
