@@ -123,3 +123,15 @@ def test_a_malformed_set_names_the_command_line_not_the_recipe(write, item, mess
 def test_set_still_reaches_free_form_mappings(write):
     code, text = validate(write("r.yaml", BASE), "--set", "swift.max_grad_norm=1")
     assert code == 0, text
+
+
+# -- plan --gpu ------------------------------------------------------------------------------------
+
+def test_plan_refuses_an_unknown_card_name_with_the_known_names(write):
+    recipe = write("r.yaml", BASE)
+    code, out, err = run_cli("plan", str(recipe), "--gpu", "H300")
+    assert code == 2 and "Traceback" not in err
+    assert "--gpu H300: 'H300' is not a card swiftkit knows" in err
+    assert "fix: did you mean 'H200'? Known cards: RTX 3060, " in err and "H100, H200; or give --gpu-memory-gb N" in err
+    code, out, err = run_cli("plan", str(recipe), "--gpu", "quantum")
+    assert code == 2 and "fix: known cards: RTX 3060" in err

@@ -6,12 +6,15 @@ import json
 import click
 
 from swiftkit.checks.collect import check
-from swiftkit.errors import EXIT_OK, EXIT_USAGE, Problem, UserError
+from swiftkit.errors import EXIT_OK, EXIT_USAGE, Problem, UserError, choice_fix, did_you_mean
+from swiftkit.plan.cards import CARDS, find_card
 from swiftkit.plan.sizing import CannotPlan, Sizing, size
 
 
 def plan(recipe: str, *, overrides: list[str] | None = None, gpu_memory_gb: float | None = None,
          gpu_name: str | None = None, as_json: bool = False) -> int:
+    if gpu_name is not None:
+        _known_card(gpu_name)
     checked = check(recipe, overrides=overrides)
     try:
         sizing = size(checked, gpu_memory_gb=gpu_memory_gb, gpu_name=gpu_name)
@@ -24,6 +27,15 @@ def plan(recipe: str, *, overrides: list[str] | None = None, gpu_memory_gb: floa
     else:
         click.echo(render(sizing, checked.loaded.recipe.gpu.count))
     return EXIT_OK if sizing.fits is not False else EXIT_USAGE
+
+
+def _known_card(name: str) -> None:
+    # An unknown name would plan against no card at all and say nothing of the typo
+    if find_card(name) is None:
+        known = "known cards: " + ", ".join(CARDS) + "; or give --gpu-memory-gb N"
+        guess = choice_fix(name, CARDS) if did_you_mean(name, CARDS) else None
+        raise UserError([Problem(f"{name!r} is not a card swiftkit knows", file=f"--gpu {name}",
+                                 fix=f"{guess} K{known[1:]}" if guess else known)])
 
 
 def render(s: Sizing, gpus: int) -> str:
