@@ -41,6 +41,10 @@ def human(size: int) -> str:
     return f"{size} bytes"
 
 
+def _a(kind: str) -> str:
+    return ("an " if kind[0] in "aeiou" else "a ") + kind
+
+
 def _pseudo_root(path: Path) -> str | None:
     real = os.path.realpath(path)  # a symlink into /proc is still /proc
     return next((root for root in PSEUDO_ROOTS if real == root or real.startswith(root + "/")), None)
@@ -54,7 +58,7 @@ def check_regular(path: Path | str, kind: str, *, key: str | None = None) -> Pro
     where = {"file": str(path), "key": key}
     root = _pseudo_root(path)
     if root:
-        return Problem(f"is under {root}, a view of the kernel, not a {kind}", **where,
+        return Problem(f"is under {root}, a view of the kernel, not {_a(kind)}", **where,
                        fix="copy what you need into a regular file and point at that")
     try:
         info = os.stat(path)
@@ -71,7 +75,7 @@ def _mode_problem(info: os.stat_result, kind: str, where: dict) -> Problem | Non
         return None
     what = next((words for test, words in _NOT_REGULAR if test(info.st_mode)), "not a plain file")
     fix = ("name a file inside it" if stat.S_ISDIR(info.st_mode)
-           else f"a {kind} must be a regular file: copy the data into one and point at that")
+           else f"{_a(kind)} must be a regular file: copy the data into one and point at that")
     return Problem(f"is {what}, not a regular file", **where, fix=fix)
 
 
@@ -79,7 +83,7 @@ def _size_problem(size: int, kind: str, where: dict) -> Problem | None:
     limit = LIMITS[kind]
     if size <= limit:
         return None
-    return Problem(f"is {human(size)}; a {kind} is at most {human(limit)}", **where,
+    return Problem(f"is {human(size)}; {_a(kind)} is at most {human(limit)}", **where,
                    fix=f"check that this is the {kind} you meant")
 
 

@@ -15,6 +15,7 @@ import jinja2.meta
 import jinja2.nodes
 import jinja2.sandbox
 
+from swiftkit import userfiles
 from swiftkit.errors import Problem, UserError, did_you_mean
 
 from .read import read_rows
@@ -111,12 +112,16 @@ def _template_row_problems(path: Path, line: int, row: dict, seen: dict[str, int
 
 def _template_rows(path: Path) -> list[tuple[int, dict]]:
     path = Path(path)
+    # A FIFO or a device is refused from its stat, before anything opens it (opening a FIFO blocks).
+    problem = userfiles.check_regular(path, "identity template", key="identity.template")
+    if problem:
+        raise UserError([problem])
     if not path.is_file():
         raise UserError([Problem("identity template not found", file=str(path),
                                  fix="point at a .jsonl template such as datasets/self_cognition.jsonl")])
     if path.suffix != ".jsonl":
         raise UserError([Problem("the identity template must be a .jsonl file", file=str(path))])
-    rows = list(read_rows(path))
+    rows = list(read_rows(path, "identity template"))
     seen: dict[str, int] = {}
     problems = [p for line, row in rows for p in _template_row_problems(path, line, row, seen)]
     if not rows:

@@ -3,8 +3,10 @@ row by row before anything runs, every broken row reported at once."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
+from swiftkit import userfiles
 from swiftkit.errors import Problem, UserError
 
 MAX_PROBLEMS = 5
@@ -14,14 +16,15 @@ def load_probes(path: Path) -> list[dict]:
     """General probe rows (`query`, optional `id`, `category`, `lang`); every broken row reported at once."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        # userfiles: a FIFO or a device is refused before it is opened, and a probe file has a size limit.
+        text = userfiles.read_text(path, "general probe file", key="verify.general_probes")
     except FileNotFoundError:
         raise UserError.one(f"general probe file not found: {path}",
                             fix="check verify.general_probes (relative to the recipe), or remove it for the "
                                 "bundled set") from None
-    except UnicodeDecodeError as e:
-        raise UserError.one(f"general probe file is not UTF-8 ({e.reason})", file=str(path),
-                            fix="save it as UTF-8") from None
+    except OSError as e:
+        raise UserError.one(f"cannot read the general probe file: {e.strerror or e}", file=str(path),
+                            key="verify.general_probes", fix="check the path and its permissions") from None
     rows, problems, seen = [], [], {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -48,6 +51,12 @@ def _row(path: Path, number: int, line: str, seen: dict[str, int]) -> tuple[dict
         row = json.loads(line)
     except json.JSONDecodeError as e:
         return {}, Problem(f"not valid JSON: {e.msg}", file=str(path), line=number, column=e.colno, fix=fix)
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        return {}, Problem(f"nested too deeply to read (more than {sys.getrecursionlimit()} levels)",
+                           file=str(path), line=number, fix=fix)
+    except ValueError:  # an integer longer than Python converts from text
+        return {}, Problem(f"a number with more than {sys.get_int_max_str_digits()} digits", file=str(path),
+                           line=number, fix="write it as a string (in quotes), or correct it")
     if not isinstance(row, dict):
         return {}, Problem(f"expected a JSON object, got {type(row).__name__}", file=str(path), line=number, fix=fix)
     query = row.get("query")
