@@ -23,6 +23,9 @@ COMPARISON_NAME = "swiftkit-comparison.html"
 
 def report(targets: list[str], *, output: str | None = None, say: Callable[[str], None] = print) -> int:
     records = [find_record(t) for t in targets]
+    for record in records:
+        for field in _unreadable(record):
+            say(f"swiftkit: {record}: {field}: not shown in the report")
     if len(records) == 1:
         path = write_report(records[0], Path(output) if output else None)
     else:
@@ -120,6 +123,13 @@ def _dirs(path: Path) -> list[Path]:
         return []
 
 
+def _unreadable(record_path: Path) -> list[str]:
+    try:
+        return read_record(record_path).unreadable
+    except UserError:
+        return []
+
+
 def _started(record_path: Path) -> str:
     try:
         return str(read_record(record_path).started_at or "")
@@ -131,7 +141,8 @@ def _started(record_path: Path) -> str:
 
 
 def load_input(record_path: Path) -> RunInput:
-    record = read_record(record_path).to_dict()
+    read = read_record(record_path)
+    record = read.to_dict()
     here = record_path.parent
     logs: dict[int, str] = {}
     found: list[dict] = []
@@ -146,7 +157,7 @@ def load_input(record_path: Path) -> RunInput:
             pass
         found += [_checkpoint(c, number, attempt.get("run_dir")) for run in find_runs(run_dir)
                   if run.path == run_dir for c in run.checkpoints]
-    return RunInput(record, logs, found, str(record_path), now())
+    return RunInput(record, logs, found, str(record_path), now(), read.unreadable)
 
 
 def _located(recorded: str | None, record_dir: Path) -> Path | None:

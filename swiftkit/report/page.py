@@ -40,6 +40,7 @@ class RunInput:
     checkpoints: list[dict[str, Any]] = field(default_factory=list)  # as found on disk, each with its attempt
     record_path: str = ""
     generated_at: str = ""
+    unreadable: list[str] = field(default_factory=list)  # record fields of the wrong shape, read as unset
 
 
 @dataclass
@@ -118,8 +119,10 @@ def header(inp: RunInput) -> str:
     lines = [f"<code>{esc(r.get('run_dir') or Path(inp.record_path).parent)}</code>",
              f"started {esc(when(r.get('started_at')))}" + (f", report written {esc(when(inp.generated_at))}"
                                                             if inp.generated_at else "")]
+    unread = note("Not shown, the run record holds them in the wrong shape: " + esc("; ".join(inp.unreadable))) \
+        if inp.unreadable else ""
     return (f'<header><h1>{esc(recipe_name(r))} {badge(status, STATUS_TONES.get(status, ""))}</h1>'
-            f'<p class="muted">{" · ".join(lines)}</p></header>')
+            f'<p class="muted">{" · ".join(lines)}</p>{unread}</header>')
 
 
 def when(stamp: Any) -> str:

@@ -113,7 +113,7 @@ def _run_history(run_dir: Path) -> list[dict]:
     for line in text.splitlines():
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         step = _step_of(entry) if isinstance(entry, dict) else None
         if step is not None and "loss" in entry:
@@ -234,10 +234,25 @@ def inspect_checkpoint(path: Path, run_history: list[dict] | None = None) -> Che
 def _step_problems(state: dict, step: int) -> list[str]:
     """HF writes trainer_state.json with global_step equal to the dir's step; a mismatch means
     files from two different saves."""
+    shape = _state_shape_problems(state)
+    if shape:
+        return shape
     global_step = state.get("global_step")
     if isinstance(global_step, int) and step >= 0 and global_step != step:
         return [f"trainer_state.json: global_step {global_step} but the dir is checkpoint-{step}"]
     return []
+
+
+# The fields of trainer_state.json swiftkit reads, and the JSON types the trainer writes them as.
+_STATE_FIELDS = {"global_step": (int,), "max_steps": (int,), "log_history": (list,),
+                 "best_model_checkpoint": (str, type(None)), "best_metric": (int, float, type(None))}
+
+
+def _state_shape_problems(state: dict) -> list[str]:
+    """A field of the wrong type means a file the trainer did not write as it is: named, not guessed at."""
+    return [f"trainer_state.json: {name} is {type(state[name]).__name__}, not {' or '.join(t.__name__ for t in types)}"
+            for name, types in _STATE_FIELDS.items()
+            if name in state and (not isinstance(state[name], types) or isinstance(state[name], bool))]
 
 
 def loss_at(log_history: list, step: int) -> float | None:

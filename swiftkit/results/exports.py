@@ -109,7 +109,7 @@ def read_marker(path: Path) -> ExportInfo | None:
         data = json.loads((path / MARKER).read_text(encoding="utf-8"))
         known = {k: v for k, v in data.items() if k in ExportInfo.__dataclass_fields__}
         return ExportInfo(**known)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):  # a marker of any wrong shape
         return None
 
 

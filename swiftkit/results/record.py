@@ -64,28 +64,62 @@ class RunRecord:
     started_at: str | None = None
     finished_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Fields of the file that had the wrong shape and were read as unset, each named with what it held (never
+    # written back: the next write stores the field as this run knows it).
+    unreadable: list[str] = field(default_factory=list, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _NOT_WRITTEN}
         # Known keys win over stale copies in `extra`; unknown ones follow in their old order.
         return {**data, **{k: v for k, v in self.extra.items() if k not in data}}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunRecord":
-        known = {f.name: f for f in fields(cls) if f.name != "extra"}
-        values = {name: _coerce(f, data[name]) for name, f in known.items() if name in data}
+        known = {f.name: f for f in fields(cls) if f.name not in _NOT_WRITTEN}
+        values, unreadable = {}, []
+        for name, f in known.items():
+            if name not in data:
+                continue
+            if _fits(f, data[name]):
+                values[name] = data[name]
+            elif data[name] is not None or f.default_factory is MISSING and f.default is not None:
+                unreadable.append(f"{name}: {_kind(data[name])}, expected {_expected(f)}")
         extra = {k: v for k, v in data.items() if k not in known}
-        return cls(**values, extra=extra)
+        return cls(**values, extra=extra, unreadable=unreadable)
 
 
-def _coerce(f: Any, value: Any) -> Any:
-    """Keep a value of the wrong container type out: `"attempts": null` becomes []."""
-    if f.default_factory is not MISSING:
-        wanted = type(f.default_factory())
-        return value if isinstance(value, wanted) else f.default_factory()
-    if f.name == "schema":
-        return value if isinstance(value, int) and not isinstance(value, bool) else SCHEMA
-    return value
+_NOT_WRITTEN = ("extra", "unreadable")
+# The JSON shape of each field's type, from its annotation (the module's annotations are strings).
+_SHAPES = {"str": (str,), "int": (int,), "dict": (dict,), "list": (list,), "Any": (object,)}
+
+
+def _shape(f: Any) -> tuple[tuple[type, ...], bool]:
+    """(the JSON types a field takes, whether null is allowed) from its annotation."""
+    parts = [p.strip().split("[")[0] for p in str(f.type).split("|")]
+    types = tuple(t for p in parts if p != "None" for t in _SHAPES.get(p, (object,)))
+    return types, "None" in parts
+
+
+def _fits(f: Any, value: Any) -> bool:
+    types, nullable = _shape(f)
+    if value is None:
+        return nullable
+    if isinstance(value, bool) and bool not in types and object not in types:
+        return False  # true is an int to Python, never a count or an exit code
+    return isinstance(value, types)
+
+
+def _expected(f: Any) -> str:
+    types, nullable = _shape(f)
+    return " or ".join([_KIND_NAMES.get(t, t.__name__) for t in types] + (["null"] if nullable else []))
+
+
+_KIND_NAMES = {str: "text", int: "a whole number", float: "a number", dict: "an object", list: "a list",
+               bool: "true/false", type(None): "null", object: "anything"}
+
+
+def _kind(value: Any) -> str:
+    return _KIND_NAMES.get(type(value), type(value).__name__)
 
 
 def now() -> str:
@@ -151,14 +185,20 @@ def _fsync_dir(directory: Path) -> None:
 def read_record(path: Path) -> RunRecord:
     """The record at `path`; a missing file raises FileNotFoundError, a corrupt one UserError."""
     path = Path(path)
+    fix = "restore it or delete it (the run's log and output dir are unaffected)"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise UserError.one(f"run record is not valid JSON: {e.msg}", file=str(path), line=e.lineno,
-                            column=e.colno, fix="restore it or delete it (the run's log and output dir are unaffected)")
+                            column=e.colno, fix=fix) from None
+    except UnicodeDecodeError as e:
+        raise UserError.one(f"run record is not UTF-8 text ({e.reason})", file=str(path), fix=fix) from None
+    except RecursionError:
+        raise UserError.one("run record is nested too deeply to read", file=str(path), fix=fix) from None
+    except ValueError as e:  # an integer of more digits than Python converts
+        raise UserError.one(f"run record cannot be read: {e}", file=str(path), fix=fix) from None
     if not isinstance(data, dict):
-        raise UserError.one("run record is not a JSON object", file=str(path),
-                            fix="restore it or delete it (the run's log and output dir are unaffected)")
+        raise UserError.one("run record is not a JSON object", file=str(path), fix=fix)
     schema = data.get("schema")
     if isinstance(schema, int) and schema > SCHEMA:
         warnings.warn(f"{path}: written by a newer swiftkit (schema {schema}, this one reads {SCHEMA}); "

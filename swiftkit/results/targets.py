@@ -136,7 +136,7 @@ def _from_model_dir(path: Path) -> Target:
 def _args_json(path: Path) -> dict:
     try:
         data = json.loads((path / "args.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 

@@ -108,7 +108,7 @@ def check_safetensors(path: Path) -> list[str]:
         return [f"{name}: unreadable ({e.strerror or e})"]
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return [f"{name}: header is not valid JSON"]
     if not isinstance(header, dict):
         return [f"{name}: header is not a JSON object"]
@@ -124,6 +124,11 @@ def _check_tensors(name: str, header: dict, data_size: int) -> list[str]:
         if not (isinstance(offsets, list) and len(offsets) == 2
                 and all(isinstance(o, int) for o in offsets) and 0 <= offsets[0] <= offsets[1]):
             return [f"{name}: bad data_offsets for {tensor}"]
+        if not isinstance(info.get("dtype"), str):
+            return [f"{name}: {tensor}: dtype is {type(info.get('dtype')).__name__}, expected a name such as BF16"]
+        if not (isinstance(info.get("shape"), list) and all(isinstance(d, int) and not isinstance(d, bool)
+                                                             for d in info["shape"])):
+            return [f"{name}: {tensor}: shape is not a list of whole numbers"]
         expected = _tensor_bytes(info)
         if expected is not None and expected != offsets[1] - offsets[0]:
             return [f"{name}: {tensor} spans {offsets[1] - offsets[0]} bytes, its dtype and shape need {expected}"]
@@ -172,7 +177,7 @@ def read_json(path: Path) -> tuple[object, str | None]:
         return None, f"{path.name}: missing"
     except OSError as e:
         return None, f"{path.name}: unreadable ({e.strerror or e})"
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested deeper than Python parses
         return None, f"{path.name}: not valid JSON (cut short?)"
 
 
