@@ -135,3 +135,51 @@ def test_plan_refuses_an_unknown_card_name_with_the_known_names(write):
     assert "fix: did you mean 'H200'? Known cards: RTX 3060, " in err and "H100, H200; or give --gpu-memory-gb N" in err
     code, out, err = run_cli("plan", str(recipe), "--gpu", "quantum")
     assert code == 2 and "fix: known cards: RTX 3060" in err
+
+
+# -- output.dir ------------------------------------------------------------------------------------
+
+def test_an_output_dir_that_is_a_file_or_the_root_is_refused(write, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    code, text = validate(write("r.yaml", BASE + "output: {dir: notes.txt}\n"))
+    assert code == 2 and f"r.yaml:5:15: output.dir: {tmp_path / 'notes.txt'} is a file, not a directory" in text
+    assert "fix: choose another path, or move the file away" in text
+    code, text = validate(write("r.yaml", BASE + "output: {dir: /}\n"))
+    assert code == 2 and "output.dir: / is the root of the filesystem" in text
+    assert "fix: give the runs a directory of their own" in text
+    code, text = validate(write("r.yaml", BASE + "output: {dir: notes.txt/runs}\n"))
+    assert code == 2 and f"{tmp_path / 'notes.txt'} is a file, so no directory can be made under it" in text
+
+
+def test_an_output_dir_inside_a_checkpoint_or_a_model_dir_is_refused(write, tmp_path):
+    (tmp_path / "out/v0-run/checkpoint-20").mkdir(parents=True)
+    code, text = validate(write("r.yaml", BASE + "output: {dir: out/v0-run/checkpoint-20/again}\n"))
+    assert code == 2
+    assert f"is inside the checkpoint {tmp_path / 'out/v0-run/checkpoint-20'}" in text
+    assert "fix: write runs beside the model or checkpoint" in text
+    model = tmp_path / "Qwen2.5-0.5B"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    code, text = validate(write("r.yaml", BASE + "output: {dir: Qwen2.5-0.5B/runs}\n"))
+    assert code == 2 and f"{model / 'runs'} is inside the model dir {model}" in text
+
+
+def test_an_output_dir_that_cannot_be_written_is_refused_even_for_root(write):
+    # /sys refuses new files to root as well: the check makes a file rather than trusting permission bits
+    code, text = validate(write("r.yaml", BASE + "output: {dir: /sys/swiftkit-runs}\n"))
+    assert code == 2
+    assert "output.dir: /sys/swiftkit-runs: cannot create a file in /sys (Permission denied)" in text
+    assert "fix: choose a directory you can write to" in text
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through permission bits; /sys covers root above")
+def test_an_output_dir_without_write_permission_is_refused(write, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        code, text = validate(write("r.yaml", BASE + "output: {dir: locked/runs}\n"))
+    finally:
+        locked.chmod(0o755)
+    assert code == 2 and f"cannot create a file in {locked} (Permission denied)" in text
