@@ -14,14 +14,17 @@ import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from swiftkit import paths
 from swiftkit.errors import EXIT_FAILURE, EXIT_OK, Problem, UserError
 from swiftkit.flags.catalog import Catalog, load_catalog
 from swiftkit.logparse import EXIT_CODES, diagnose
 from swiftkit.process import supervise
-from swiftkit.recipe.models import VerifySection
+from swiftkit.recipe.models import ExportSection, VerifySection
 from swiftkit.render import ExportOptions, ModelRef, export_options, render_export
 from swiftkit.results import exports, targets
+from swiftkit.results.checkpoints import CHECKPOINT_DIR
 from swiftkit.results.record import read_record, write_record
 from swiftkit.results.weightfiles import check_model_dir
 from swiftkit.run.progress import Reporter, make_reporter
@@ -77,7 +80,7 @@ def preflight(t: targets.Target, options: ExportOptions, final: Path) -> None:
     for leftover in exports.leftovers(final):
         problems.append(Problem(f"{leftover} is what an earlier export to {final.name} left when it was cut off",
                                 fix=f"delete it: rm -r {leftover}"))
-    problems += _quant_problems(options)
+    problems += _option_problems(options) + _output_problems(t, final) + _quant_problems(options)
     base = Path(t.base_model)
     if t.kind == "adapter" and t.base_model and not base.exists() and base.is_absolute():
         problems.append(Problem(f"the base model {base} (named in {t.path / 'args.json'}) is not there any more",
@@ -89,6 +92,38 @@ def preflight(t: targets.Target, options: ExportOptions, final: Path) -> None:
                                 f"needed, {_size(free)} free", fix=DISK_HINT.format(need=_size(need))))
     if problems:
         raise UserError(problems, headline="swiftkit export: nothing was exported")
+
+
+# The command line's spelling of each export option, for errors about the values given there.
+_FLAGS = {"dtype": "--dtype", "max_shard_size": "--max-shard-size", "quant_bits": "--quant-bits",
+          "quant_method": "--quant-method"}
+
+
+def _option_problems(options: ExportOptions) -> list[Problem]:
+    """The options checked as a recipe's `export:` section is, before the merge starts (a bad shard size would
+    otherwise fail inside ms-swift after the merge)."""
+    values = {name: getattr(options, name) for name in _FLAGS if getattr(options, name) is not None}
+    try:
+        ExportSection.model_validate(values)
+    except ValidationError as exc:
+        return [Problem(f"{_FLAGS.get(str(e['loc'][0]), e['loc'][0])} {values.get(e['loc'][0])!s}: "
+                        + ("not a size" if e["loc"][0] == "max_shard_size" else e["msg"]),
+                        fix="a number and a unit, such as 2GB or 500MB" if e["loc"][0] == "max_shard_size" else None)
+                for e in exc.errors() if e["loc"]]  # rules across options: _quant_problems words them for the CLI
+    return []
+
+
+def _output_problems(t: targets.Target, final: Path) -> list[Problem]:
+    """The export must not land inside what it is made from: ms-swift's checkpoint rotation deletes checkpoint
+    dirs whole, and a later export of the checkpoint would find its own output inside it."""
+    run_dir = t.path.parent
+    inside = [d for d in [t.path, *run_dir.glob("checkpoint-*")] if d.is_dir() and CHECKPOINT_DIR.match(d.name)
+              and (final == d.resolve() or d.resolve() in final.parents)]
+    if not inside and final != run_dir.resolve():
+        return []
+    what = (f"inside {inside[0]}, the checkpoint being exported" if inside and inside[0] == t.path else
+            f"inside {inside[0]}, a checkpoint of the run being exported" if inside else f"the run dir {run_dir}")
+    return [Problem(f"--output {final} is {what}", fix=f"pass a dir outside it, e.g. {exports.default_dir(t.path, None)}")]
 
 
 def _quant_problems(options: ExportOptions) -> list[Problem]:

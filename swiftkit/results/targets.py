@@ -14,11 +14,11 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from swiftkit.errors import UserError, nearby_name
+from swiftkit.errors import Problem, UserError, nearby_name
 from swiftkit.recipe.models import Recipe, load_recipe
 from swiftkit.render import ModelRef, OFFLINE_ENV, device_env
 from swiftkit.results import exports
-from swiftkit.results.checkpoints import CHECKPOINT_DIR, inspect_checkpoint, latest_checkpoint
+from swiftkit.results.checkpoints import CHECKPOINT_DIR, find_runs, inspect_checkpoint, latest_checkpoint
 from swiftkit.results.record import read_record
 
 RECORD_NAME = "swiftkit-run.json"
@@ -76,9 +76,22 @@ def resolve(target: str) -> Target:
         return _from_checkpoint(path)
     found = latest_checkpoint(path)
     if found is None:
-        raise UserError.one(f"no complete checkpoint under {path}",
-                            fix="train first (swiftkit run RECIPE), or pass a checkpoint-N dir")
+        raise _no_complete(path, f"no complete checkpoint under {path}",
+                           fix="train first (swiftkit run RECIPE), or pass a checkpoint-N dir")
     return _from_checkpoint(Path(found.path))
+
+
+def _no_complete(output: Path, message: str, fix: str, **where) -> UserError:
+    """No complete checkpoint: where checkpoints are there but broken (an adapter file cut off), each is named
+    with what is wrong with it, so that "train first" is not said of a run that trained."""
+    broken = [c for run in find_runs(output) for c in run.checkpoints if not c.complete][-3:]
+    if not broken:
+        return UserError.one(message, fix=fix, **where)
+    problems = [Problem(message + f": {len(broken)} checkpoint(s) here are incomplete", **where,
+                        fix="train again (swiftkit run RECIPE resumes from the last complete checkpoint), or "
+                            "restore the checkpoint's files")]
+    problems += [Problem(f"incomplete: {'; '.join(c.problems)}", file=str(c.path)) for c in broken]
+    return UserError(problems)
 
 
 def _looks_like_model(path: Path) -> bool:
@@ -92,8 +105,8 @@ def _from_recipe(path: Path) -> Target:
     output = loaded.paths.output_dir
     found = latest_checkpoint(output)
     if found is None:
-        raise UserError.one(f"no complete checkpoint under {output} (the recipe's output.dir)", file=str(path),
-                            fix=f"train first: swiftkit run {path}")
+        raise _no_complete(output, f"no complete checkpoint under {output} (the recipe's output.dir)", file=str(path),
+                           fix=f"train first: swiftkit run {path}")
     target = _from_checkpoint(Path(found.path))
     general = loaded.paths.general_probes
     return replace(target, recipe=loaded.recipe, data_dir=output / "data", general_probes=general)
