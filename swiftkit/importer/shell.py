@@ -7,18 +7,21 @@ Part of `swiftkit import` (importer/command.py). Handles what scripts around a t
 from __future__ import annotations
 
 import ast
+import dataclasses
 import operator
 import re
 import shlex
+import sys
 from dataclasses import dataclass, field
 
-from swiftkit.errors import UserError
+from swiftkit.errors import UserError, quote
 from swiftkit.flags.catalog import REMOVED, RENAMED
 from swiftkit.importer.table import PLACEHOLDER
 
 ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
 VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))")
 REDIRECT = re.compile(r"(?:\d*|&)(?:>>|>&|>|<&|<)")
+INTEGER = re.compile(r"[-+]?\d+")
 PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 # `$((16 / $N))` and `$(expr 16 / $N)`: integer arithmetic the shell does before ms-swift sees the value
 ARITHMETIC = re.compile(r"\$\(\(([^()]*)\)\)|\$\(\s*expr\s+([^()]*)\)")
@@ -44,9 +47,17 @@ def split_commands(text: str) -> list[str]:
     Done by hand because shlex's comment handling is not the shell's: it would cut
     `org/name#500` at the '#'. Continuations, comments and redirections are removed;
     newlines, `;`, `|`, `&&`, `||` and `&` end a command."""
+    return [command for _, command in split_commands_with_lines(text)]
+
+
+def split_commands_with_lines(text: str) -> list[tuple[int, str]]:
+    """split_commands, each command with the line it starts on (for errors that point into the script)."""
     text = text.replace("\r\n", "\n")
     commands, current, i = [], "", 0
+    start, lines = _LineCounter(text), []
     while i < len(text):
+        if not current.strip():
+            start.at(i)  # the command starts at its first character
         c, word_start = text[i], not current or current[-1] in " \t"
         if c == "\\":
             current += "" if text[i + 1:i + 2] == "\n" else text[i:i + 2]
@@ -61,12 +72,25 @@ def split_commands(text: str) -> list[str]:
             i = _skip_word(text, _skip_blanks(text, REDIRECT.match(text, i).end()))
         elif c in "\n;|&":
             commands.append(current)
+            lines.append(start.line)
             current, i = "", i + (2 if text[i:i + 2] in ("&&", "||") else 1)
         else:
             current += c
             i += 1
     commands.append(current)
-    return [c.strip() for c in commands if c.strip()]
+    lines.append(start.line)
+    return [(line, c.strip()) for line, c in zip(lines, commands) if c.strip()]
+
+
+class _LineCounter:
+    """The line of a position in `text`, counted on from the last one asked (positions only grow)."""
+
+    def __init__(self, text: str):
+        self.text, self.pos, self.line = text, 0, 1
+
+    def at(self, pos: int) -> None:
+        self.line += self.text.count("\n", self.pos, pos)
+        self.pos = pos
 
 
 def _quote_end(text: str, start: int) -> int:
@@ -103,8 +127,11 @@ def find_sft_command(text: str) -> SftCommand:
     exported: dict[str, str] = {}  # what child processes (ms-swift) see
     found: list[str] = []
     sft: SftCommand | None = None
-    for raw in split_commands(text):
-        prefix, words = _leading_assignments(_split_words(arithmetic(raw, variables)), variables)
+    for line, raw in split_commands_with_lines(text):
+        try:
+            prefix, words = _leading_assignments(_split_words(arithmetic(raw, variables)), variables)
+        except UserError as err:  # the script's line, for a script of many
+            raise UserError([p if p.line else dataclasses.replace(p, line=line) for p in err.problems]) from None
         if not words or words[0] == "export":
             _assign(prefix, words[1:], variables, exported)
             continue
@@ -266,19 +293,41 @@ def refuse_unreadable(flags: Flags) -> None:
     """Values only the shell (or a person) can fill in: importing them would make a recipe of a guess."""
     for name, values in flags.items():
         for value in values:
+            if INTEGER.fullmatch(value) and len(value.lstrip("+-")) > sys.get_int_max_str_digits():
+                raise UserError.one(f"--{name} {quote(value)}: a number of {len(value.lstrip('+-'))} digits, "
+                                    f"more than Python reads (at most {sys.get_int_max_str_digits()})",
+                                    fix="write the value the setting needs")
             if PLACEHOLDER.match(value):
                 raise UserError.one(f"--{name} {value} is a placeholder, not a value",
                                     fix=f"replace {value} with the real value, then import again")
             if value.startswith(("$(", "`")):
-                raise UserError.one(f"--{name} {value}: the command substitution is not something the import "
+                raise UserError.one(f"--{name} {quote(value)}: the command substitution is not something the import "
                                     "can evaluate (integer arithmetic of set variables is)",
                                     fix="replace it with the value the shell computes")
 
 
 # -- $((...)) and $(expr ...) ----------------------------------------------------------------------
 
+# The shell computes in signed 64-bit integers; a value outside them it wraps around, which no setting means.
+SHELL_INT = (-2**63, 2**63 - 1)
+# A setting's arithmetic is a few names and numbers; this bound keeps hostile text (`1+1+...` a hundred
+# thousand times) from costing the parser its stack. (Parentheses inside `$((...))` are not evaluated at all.)
+MAX_ARITHMETIC_CHARS = 1000
+
+
+class _Pow:
+    @staticmethod
+    def __call__(a: int, b: int) -> int:
+        if b < 0:
+            raise ValueError("a negative exponent")  # bash refuses it too
+        if abs(a) > 1 and b >= 64:  # beyond 64 bits whatever the base: never build the number
+            raise OverflowError
+        return a ** b
+
+
 OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-             ast.Div: lambda a, b: int(a / b), ast.FloorDiv: lambda a, b: int(a / b), ast.Mod: operator.mod}
+             ast.Div: lambda a, b: int(a / b), ast.FloorDiv: lambda a, b: int(a / b), ast.Mod: operator.mod,
+             ast.Pow: _Pow()}
 
 
 def arithmetic(raw: str, variables: dict[str, str]) -> str:
@@ -289,26 +338,44 @@ def arithmetic(raw: str, variables: dict[str, str]) -> str:
         text = expand(inner if inner is not None else expr.replace("\\*", "*"), variables)
         if inner is not None:  # `$((a / b))`: bare names are variables too
             text = re.sub(r"[A-Za-z_]\w*", lambda m: variables.get(m.group(0), m.group(0)), text)
-        value = _evaluate(text)
+        value = _evaluate(match.group(0), text)
         return match.group(0) if value is None else str(value)
 
     return ARITHMETIC.sub(one, raw)
 
 
-def _evaluate(text: str) -> int | None:
+def _evaluate(written: str, text: str) -> int | None:
     if not re.fullmatch(r"[\d\s+\-*/%()]+", text):
         return None
+    _check_size(written, text)
     try:
         return _node(ast.parse(text.strip(), mode="eval").body)
-    except (SyntaxError, ValueError, ZeroDivisionError):
+    except OverflowError:
+        raise UserError.one(f"{quote(written)} is beyond the shell's 64-bit integers (the shell would wrap it "
+                            "around to another number)", fix="write the value the setting needs") from None
+    except (SyntaxError, ValueError, ZeroDivisionError, RecursionError, MemoryError):
         return None
+
+
+def _check_size(written: str, text: str) -> None:
+    """Refuse, before parsing, arithmetic longer than any setting's."""
+    if len(text) > MAX_ARITHMETIC_CHARS:
+        raise UserError.one(f"the arithmetic {quote(written)} is {len(text)} characters long (at most "
+                            f"{MAX_ARITHMETIC_CHARS}): more than a setting needs", fix="write the value the setting needs")
 
 
 def _node(node: ast.AST) -> int:
     if isinstance(node, ast.Constant) and isinstance(node.value, int):
-        return node.value
+        return _in_range(node.value)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        return -_node(node.operand) if isinstance(node.op, ast.USub) else _node(node.operand)
+        return _in_range(-_node(node.operand) if isinstance(node.op, ast.USub) else _node(node.operand))
     if isinstance(node, ast.BinOp) and type(node.op) in OPERATORS:
-        return OPERATORS[type(node.op)](_node(node.left), _node(node.right))
+        return _in_range(OPERATORS[type(node.op)](_node(node.left), _node(node.right)))
     raise ValueError("not integer arithmetic")
+
+
+def _in_range(value: int) -> int:
+    # Every step checked, so a chain of multiplications never grows past 64 bits before it is refused.
+    if not SHELL_INT[0] <= value <= SHELL_INT[1]:
+        raise OverflowError
+    return value
