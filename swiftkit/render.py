@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ class Invocation:
     env: dict[str, str] = field(default_factory=dict)
     # flag -> the recipe key it came from, so a rejected flag can be traced to a line
     sources: dict[str, KeyPath] = field(default_factory=dict, compare=False)
+    # flag -> a value of its list that ms-swift's parser would read as a flag (checks refuse it at the key)
+    flag_like: dict[str, str] = field(default_factory=dict, compare=False)
 
     def display(self) -> str:
         return shlex.join([f"{k}={v}" for k, v in self.env.items()] + self.argv)
@@ -129,10 +132,32 @@ class _Args:
     def invocation(self, head: list[str], env: dict[str, str]) -> Invocation:
         argv = list(head) + [self.verb]
         sources: dict[str, KeyPath] = {}
+        flag_like: dict[str, str] = {}
         for name, values, source in self.items:
-            argv += [f"--{name}", *values]
+            argv += words(f"--{name}", values)
             sources.setdefault(f"--{name}", source)  # a duplicate (an error) keeps the recipe key
-        return Invocation(argv, env, sources)
+            if len(values) > 1 and (odd := next((v for v in values if reads_as_flag(v)), None)) is not None:
+                flag_like.setdefault(f"--{name}", odd)
+        return Invocation(argv, env, sources, flag_like)
+
+
+# argparse reads a word that starts with '-' as an option unless it looks like a negative number (and the
+# parser has no option that does, as ms-swift's has none): argparse's own _negative_number_matcher
+_NEGATIVE_NUMBER = re.compile(r"^-\d+$|^-\d*\.\d+$")
+
+
+def reads_as_flag(value: str) -> bool:
+    """Whether ms-swift's parser would take this word for a flag rather than a value (`-x`, `--x`, `-1e-4`)."""
+    return value.startswith("-") and not _NEGATIVE_NUMBER.match(value)
+
+
+def words(flag: str, values: list[str]) -> list[str]:
+    """`--flag v1 v2`; a lone value that would read as a flag is joined to it, `--system=-x`, which ms-swift's
+    HfArgumentParser reads as the value (checked with its parser, tests/test_hostile_flags.py). In a list
+    the joined form carries the first value only: such a list is refused by checks (`flag_like`)."""
+    if len(values) == 1 and values[0].startswith("-"):
+        return [f"{flag}={values[0]}"]
+    return [flag, *values]
 
 
 def env_for(plan: Plan) -> dict[str, str]:

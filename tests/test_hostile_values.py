@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
-
 from conftest import run_cli
+
 from swiftkit.errors import UserError
 from swiftkit.recipe.models import Recipe, load_recipe
 from swiftkit.recipe.numbers import kinds
@@ -133,7 +133,7 @@ def test_plan_refuses_an_unknown_card_name_with_the_known_names(write):
     assert code == 2 and "Traceback" not in err
     assert "--gpu H300: 'H300' is not a card swiftkit knows" in err
     assert "fix: did you mean 'H200'? Known cards: RTX 3060, " in err and "H100, H200; or give --gpu-memory-gb N" in err
-    code, out, err = run_cli("plan", str(recipe), "--gpu", "quantum")
+    code, _out, err = run_cli("plan", str(recipe), "--gpu", "quantum")
     assert code == 2 and "fix: known cards: RTX 3060" in err
 
 

@@ -8,15 +8,13 @@ turns into commands.
 from __future__ import annotations
 
 import json
-import os
-import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from swiftkit import datasets as ds, paths
 from swiftkit.checks.data import check_datasets, check_general_probes, plan_holdout
 from swiftkit.checks.distributed import check_distributed
+from swiftkit.checks.output_dir import check_output_dir
 from swiftkit.datasets.holdout import Holdout
 from swiftkit.errors import Problem, UserError, choice_fix, nearby_name, unique
 from swiftkit.flags.catalog import Catalog, MODEL_TYPE_RENAMES, REMOVED, RENAMED, load_catalog
@@ -126,64 +124,6 @@ def cross_field(loaded: LoadedRecipe) -> list[Problem]:
         out.append(p(f"export.dir {loaded.paths.export_dir} already exists; swiftkit never overwrites an export",
                      ("export", "dir"), "choose another dir, or delete it"))
     return out
-
-
-# -- output dir ----------------------------------------------------------------------------------
-
-CHECKPOINT_NAME = re.compile(r"^checkpoint-\d+(-merged)?$")
-CHECKPOINT_FILES = ("trainer_state.json", "adapter_config.json")
-WEIGHT_GLOBS = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
-
-
-def check_output_dir(loaded: LoadedRecipe) -> list[Problem]:
-    """A dir a run can be written to: not a file, not the root, not inside a model or checkpoint (a run's files
-    among its weights: a later load reads them, a cleanup deletes the model), and writable, checked by making
-    a file there (root passes every permission check; a read-only filesystem does not)."""
-    out, key = loaded.paths.output_dir, ("output", "dir")
-    if out == Path(out.anchor):
-        return [loaded.problem(f"{out} is the root of the filesystem", key,
-                               "give the runs a directory of their own, e.g. `dir: output`")]
-    if out.exists() and not out.is_dir():
-        return [loaded.problem(f"{out} is a file, not a directory", key,
-                               "choose another path, or move the file away")]
-    inside = _inside_model_or_checkpoint(out, loaded)
-    if inside:
-        return [loaded.problem(f"{out} is inside the {inside}", key,
-                               "write runs beside the model or checkpoint, e.g. `dir: output` next to the recipe")]
-    why = _cannot_write(out)
-    return [loaded.problem(f"{out}: {why}", key, "choose a directory you can write to, or fix its "
-                           "permissions")] if why else []
-
-
-def _inside_model_or_checkpoint(out: Path, loaded: LoadedRecipe) -> str | None:
-    for d in (out, *out.parents):
-        if loaded.paths.model_is_local and d == loaded.paths.model:
-            return f"model dir {d} (model.id)"
-        if not d.is_dir():
-            continue
-        if CHECKPOINT_NAME.match(d.name) or any((d / f).is_file() for f in CHECKPOINT_FILES):
-            return f"checkpoint {d}"
-        if (d / "config.json").is_file() and has_weights(d):
-            return f"model dir {d}"
-    return None
-
-
-def has_weights(d: Path) -> bool:
-    return any(next(d.glob(g), None) for g in WEIGHT_GLOBS)
-
-
-def _cannot_write(out: Path) -> str | None:
-    """Why no run could be written under `out` (checked at its nearest existing dir), or None."""
-    base = next(d for d in (out, *out.parents) if d.exists())
-    if not base.is_dir():
-        return f"{base} is a file, so no directory can be made under it"
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".swiftkit-probe-", dir=base)
-    except OSError as exc:
-        return f"cannot create a file in {base} ({exc.strerror or exc})"
-    os.close(fd)
-    os.unlink(probe)
-    return None
 
 
 # -- model ---------------------------------------------------------------------------------------
@@ -312,8 +252,17 @@ def check_flags(checked: Checked) -> list[Problem]:
             out.append(loaded.problem(f"--{name} is set by the recipe key {managed[dest]}", ("swift", key),
                                       f"set {managed[dest]} instead", at_key=True))
     for verb, inv in invocations.items():
+        out += [_flag_like(inv, flag, value, loaded) for flag, value in inv.flag_like.items()]
         out += _check_argv(inv, verb, cat, loaded)
     return unique(out)
+
+
+def _flag_like(inv: Invocation, flag: str, value: str, loaded: LoadedRecipe) -> Problem:
+    # A lone value is rendered `--flag=-x`; in a list, ms-swift's parser would end the list at the value
+    source = _list_item(loaded, inv.sources.get(flag, ()), value)
+    return loaded.problem(f"{value!r} starts with '-': in the list of {flag}, ms-swift would read it as a flag",
+                          source, "rename it so that it does not start with '-', or give it as the only value",
+                          at_key=bool(source and source[0] == "swift"))
 
 
 def _loads_self_cognition(loaded: LoadedRecipe) -> bool:
@@ -331,17 +280,30 @@ def _managed_dests(sft: Invocation, cat: Catalog) -> dict[str, str]:
             if src and src[0] != "swift" and f in opts}
 
 
+def _list_item(loaded: LoadedRecipe, key: tuple, value: str) -> tuple:
+    """The key of the list item `value` was rendered from (`datasets[1]`), else the list's key."""
+    node = loaded.doc.data
+    for part in key:
+        node = node.get(part) if isinstance(node, dict) else None
+    for i, item in enumerate(node if isinstance(node, list) else []):
+        text = str((item.get("hub") or item.get("path")) if isinstance(item, dict) else item).split("#")[0]
+        if text and value.startswith(text):
+            return (*key, i)
+    return key
+
+
 def _check_argv(inv: Invocation, verb: str, cat: Catalog, loaded: LoadedRecipe) -> list[Problem]:
     options = cat.options(verb)
     out: list[Problem] = []
     argv = inv.argv[inv.argv.index(verb) + 1:]
+    in_lists = set(inv.flag_like.values())  # reported by _flag_like: not flags of their own
     i = 0
     while i < len(argv):
-        flag = argv[i]
+        flag, joined, value = argv[i].partition("=")  # `--system=-x`: render.words
         j = i + 1
-        while j < len(argv) and not argv[j].startswith("--"):
+        while j < len(argv) and (not argv[j].startswith("--") or argv[j] in in_lists):
             j += 1
-        values = argv[i + 1:j]
+        values = [value] if joined else argv[i + 1:j]
         source = inv.sources.get(flag, ())
         where = dict(key=source, at_key=bool(source and source[0] == "swift"))
         spec = options.get(flag)
