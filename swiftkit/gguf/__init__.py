@@ -1,0 +1,1 @@
+"""GGUF files in: the header read without the weights (header), the known real models fetched as checked bytes (fetch), a GGUF file converted to a Hugging Face model dir once and cached (convert). May import: errors, paths, process."""
