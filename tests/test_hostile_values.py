@@ -183,3 +183,26 @@ def test_an_output_dir_without_write_permission_is_refused(write, tmp_path):
     finally:
         locked.chmod(0o755)
     assert code == 2 and f"cannot create a file in {locked} (Permission denied)" in text
+
+
+# -- model dir -------------------------------------------------------------------------------------
+
+def model_dir(tmp_path, config: str, weights: bool = True):
+    from helpers import make_model_dir
+
+    model = make_model_dir(tmp_path / "model")
+    (model / "config.json").write_text(config)
+    if weights:
+        (model / "model.safetensors").write_bytes(b"")
+    return model
+
+
+def test_a_config_json_that_is_not_an_object_is_refused(write, tmp_path):
+    model = model_dir(tmp_path, "[1, 2]")
+    code, text = validate(write("r.yaml", BASE.replace("Qwen/Qwen2.5-7B-Instruct", "model")))
+    assert code == 2
+    assert f"r.yaml:1:13: model.id: {model / 'config.json'} is not a model config: a JSON list, not an object" in text
+    assert "fix: restore config.json from the model's source" in text
+    model_dir(tmp_path, '"qwen2"')
+    code, text = validate(write("r.yaml", BASE.replace("Qwen/Qwen2.5-7B-Instruct", "model")))
+    assert code == 2 and "is not a model config: a JSON str, not an object" in text

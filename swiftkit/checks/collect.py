@@ -178,6 +178,10 @@ def _check_model_dir(loaded: LoadedRecipe, local: Path, problems: list[Problem])
     except (OSError, ValueError) as exc:
         problems.append(p(f"{config_path} is not valid JSON: {exc}", key, "restore config.json from the model's source"))
         return None
+    if not isinstance(config, dict):
+        problems.append(p(f"{config_path} is not a model config: a JSON {type(config).__name__}, not an object",
+                          key, "restore config.json from the model's source"))
+        return None
     if not any((local / f).is_file() for f in TOKENIZER_FILES):
         problems.append(p(f"{local} has no tokenizer ({', '.join(TOKENIZER_FILES)})", key,
                           "copy the tokenizer files from the model's source into the directory"))
