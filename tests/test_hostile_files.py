@@ -19,9 +19,9 @@ SCRIPT = "swift sft --model Qwen/Qwen2.5-7B-Instruct --dataset data.jsonl\n"
 NOT_REGULAR_FIX = "must be a regular file: copy the data into one and point at that"
 
 
-def finishes(call, *fifos, seconds: float = 30):
+def finishes(call, *fifos, seconds: float = 180):
     """call()'s result, failing (not hanging) when it blocks: a reader stuck on a FIFO is let go by opening
-    the FIFO's other end."""
+    the FIFO's other end. Generous: the first validate of a test session builds the flag catalog (~40 s)."""
     result: dict = {}
 
     def target():
