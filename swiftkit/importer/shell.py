@@ -315,19 +315,17 @@ SHELL_INT = (-2**63, 2**63 - 1)
 MAX_ARITHMETIC_CHARS = 1000
 
 
-class _Pow:
-    @staticmethod
-    def __call__(a: int, b: int) -> int:
-        if b < 0:
-            raise ValueError("a negative exponent")  # bash refuses it too
-        if abs(a) > 1 and b >= 64:  # beyond 64 bits whatever the base: never build the number
-            raise OverflowError
-        return a ** b
+def _power(a: int, b: int) -> int:
+    if b < 0:
+        raise ValueError("a negative exponent")  # bash refuses it too
+    if abs(a) > 1 and b >= 64:  # beyond 64 bits whatever the base: never build the number
+        raise OverflowError
+    return a ** b
 
 
 OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
              ast.Div: lambda a, b: int(a / b), ast.FloorDiv: lambda a, b: int(a / b), ast.Mod: operator.mod,
-             ast.Pow: _Pow()}
+             ast.Pow: _power}
 
 
 def arithmetic(raw: str, variables: dict[str, str]) -> str:
