@@ -185,3 +185,10 @@ def test_a_utf16_script_is_named_as_such(write):
     assert code == 2
     assert (f"{path}: is UTF-16 text, not UTF-8 (it starts with a UTF-16 byte-order mark)\n"
             "    fix: save the import script as UTF-8") in text
+
+
+def test_division_and_remainder_are_the_shells_near_64_bits():
+    from swiftkit.importer.shell import arithmetic
+
+    # Through a float, 2**62 / 3 would come out 1537228672809129216; the shell truncates toward zero.
+    assert arithmetic("$((2**62 / 3)) $((-7 / 2)) $((-7 % 3))", {}) == "1537228672809129301 -3 -1"

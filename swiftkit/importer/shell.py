@@ -323,9 +323,18 @@ def _power(a: int, b: int) -> int:
     return a ** b
 
 
+def _divide(a: int, b: int) -> int:
+    # The shell truncates toward zero (C), Python's // floors; int(a / b) would round through a float.
+    quotient = abs(a) // abs(b)
+    return quotient if (a < 0) == (b < 0) else -quotient
+
+
+def _remainder(a: int, b: int) -> int:
+    return a - b * _divide(a, b)  # the sign of the dividend, as in the shell: $((-7 % 3)) is -1
+
+
 OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
-             ast.Div: lambda a, b: int(a / b), ast.FloorDiv: lambda a, b: int(a / b), ast.Mod: operator.mod,
-             ast.Pow: _power}
+             ast.Div: _divide, ast.FloorDiv: _divide, ast.Mod: _remainder, ast.Pow: _power}
 
 
 def arithmetic(raw: str, variables: dict[str, str]) -> str:
