@@ -73,6 +73,12 @@ def test_every_numeric_field_refuses_booleans_non_finite_and_absurd_values(tmp_p
         keys = [p.key for p in refused.value.problems]
         assert any(k and k.startswith(dotted(path)) for k in keys), (path, value, keys)
         assert all(p.line for p in refused.value.problems), (path, refused.value.format())
+        assert WHY.get(str(value), "") in refused.value.format(), (path, refused.value.format())
+
+
+# what the refusal says, where pydantic alone would have taken the value or said something beside the point
+WHY = {"True": "expected a number, got true (a YAML boolean)", "inf": "expected a finite number, got .inf",
+       "-inf": "expected a finite number, got -.inf", "nan": "expected a finite number, got .nan"}
 
 
 def test_a_boolean_rank_is_refused_at_its_line(write):
@@ -206,3 +212,12 @@ def test_a_config_json_that_is_not_an_object_is_refused(write, tmp_path):
     model_dir(tmp_path, '"qwen2"')
     code, text = validate(write("r.yaml", BASE.replace("Qwen/Qwen2.5-7B-Instruct", "model")))
     assert code == 2 and "is not a model config: a JSON str, not an object" in text
+
+
+def test_a_model_dir_without_weight_files_is_refused(write, tmp_path):
+    model = model_dir(tmp_path, '{"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}', weights=False)
+    code, text = validate(write("r.yaml", BASE.replace("Qwen/Qwen2.5-7B-Instruct", "model")))
+    assert code == 2
+    assert (f"r.yaml:1:13: model.id: {model} has no weight files (*.safetensors, *.bin, *.safetensors.index.json, "
+            "*.bin.index.json)") in text
+    assert "fix: copy the weights from the model's source" in text

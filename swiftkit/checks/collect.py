@@ -14,7 +14,7 @@ from pathlib import Path
 from swiftkit import datasets as ds, paths
 from swiftkit.checks.data import check_datasets, check_general_probes, plan_holdout
 from swiftkit.checks.distributed import check_distributed
-from swiftkit.checks.output_dir import check_output_dir
+from swiftkit.checks.output_dir import WEIGHT_GLOBS, check_output_dir, has_weights
 from swiftkit.datasets.holdout import Holdout
 from swiftkit.errors import Problem, UserError, choice_fix, nearby_name, unique
 from swiftkit.flags.catalog import Catalog, MODEL_TYPE_RENAMES, REMOVED, RENAMED, load_catalog
@@ -182,6 +182,10 @@ def _check_model_dir(loaded: LoadedRecipe, local: Path, problems: list[Problem])
         problems.append(p(f"{config_path} is not a model config: a JSON {type(config).__name__}, not an object",
                           key, "restore config.json from the model's source"))
         return None
+    if not has_weights(local):
+        problems.append(p(f"{local} has no weight files ({', '.join(WEIGHT_GLOBS)})", key,
+                          "copy the weights from the model's source (an interrupted download leaves only the small "
+                          "files), or point model.id at the directory that holds them"))
     if not any((local / f).is_file() for f in TOKENIZER_FILES):
         problems.append(p(f"{local} has no tokenizer ({', '.join(TOKENIZER_FILES)})", key,
                           "copy the tokenizer files from the model's source into the directory"))
