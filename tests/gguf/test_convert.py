@@ -1,0 +1,130 @@
+"""GGUF -> Hugging Face model dir: names, refusals before the child starts, and the real SmolLM2 converted once
+(e2e), then found in the cache; what a stopped conversion left is never used."""
+from __future__ import annotations
+
+import json
+import time
+from collections import namedtuple
+
+import numpy as np
+import pytest
+
+from swiftkit import paths
+from swiftkit.commands.convert import convert as convert_command
+from swiftkit.errors import UserError
+from swiftkit.gguf import convert as converting
+from swiftkit.gguf.convert import MARKER, DiskSpaceError, convert, hub_name, read_marker
+from swiftkit.gguf.fetch import KNOWN
+from swiftkit.gguf.header import read_header
+from test_fetch import smollm2_gguf  # noqa: F401 - a fixture
+from test_header import write_gguf
+
+
+def test_the_dir_is_named_like_the_hub_id(tmp_path):
+    qwen = read_header(write_gguf(tmp_path / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf", arch="qwen2",
+                                  name="Qwen2.5 Coder 0.5B Instruct AWQ"))
+    assert hub_name(qwen, "0" * 64) == "Qwen2.5-Coder-0.5B-Instruct"
+    assert hub_name(qwen, KNOWN["smollm2-135m-instruct"].sha256) == "SmolLM2-135M-Instruct"  # known bytes
+    unnamed = read_header(write_gguf(tmp_path / "Tiny-7B-Chat.Q8_0.gguf", name=""))
+    assert hub_name(unnamed, "0" * 64) == "Tiny-7B-Chat"
+    odd = read_header(write_gguf(tmp_path / "odd.gguf", name="../../etc Model\x1b[31m"))
+    assert "/" not in hub_name(odd, "0" * 64) and "\x1b" not in hub_name(odd, "0" * 64)
+
+
+def no_child(monkeypatch):
+    monkeypatch.setattr(converting.process, "supervise", lambda *a, **k: pytest.fail("the child was started"))
+
+
+def test_refusals_come_before_the_child(tmp_path, monkeypatch):
+    no_child(monkeypatch)
+    path = write_gguf(tmp_path / "tiny.gguf")
+    with pytest.raises(UserError, match="unknown dtype 'float8'"):
+        convert(path, dtype="float8")
+    with pytest.raises(UserError, match="cannot be loaded from a GGUF"):
+        convert(write_gguf(tmp_path / "rwkv.gguf", arch="rwkv6"))
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="exists and is not a finished conversion"):
+        convert(path, out_dir=taken)
+    assert (taken / "notes.txt").read_text() == "mine"
+
+
+def test_not_enough_disk_is_its_own_error(tmp_path, monkeypatch):
+    no_child(monkeypatch)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(converting.shutil, "disk_usage", lambda _: usage(10**9, 10**9, 1000))
+    big = write_gguf(tmp_path / "big.gguf", tensors=[("w", np.zeros((512, 512), np.float32), None)])
+    with pytest.raises(DiskSpaceError) as err:
+        convert(big)
+    assert isinstance(err.value, UserError) and "not enough disk space" in err.value.format()
+    assert "262,144 parameters" in err.value.format()
+
+
+def test_the_sha256_of_an_unchanged_file_is_remembered(tmp_path, monkeypatch):
+    path = write_gguf(tmp_path / "tiny.gguf")
+    first = converting.cached_sha256(path)
+    monkeypatch.setattr(converting.fetch, "sha256_of", lambda _: pytest.fail("hashed again"))
+    assert converting.cached_sha256(path) == first
+
+
+@pytest.fixture(scope="module")
+def converted(smollm2_gguf):  # noqa: F811 - the fixture imported above
+    """SmolLM2 converted for real (float32), after leftovers of a stopped conversion were planted where it goes."""
+    entry = paths.cache_dir() / "gguf" / f"{KNOWN['smollm2-135m-instruct'].sha256}-float32"
+    dead = entry / ".SmolLM2-135M-Instruct.staging-dead" / "SmolLM2-135M-Instruct"
+    unmarked = entry / "SmolLM2-135M-Instruct"  # renamed into place, killed before its marker
+    for folder in (dead, unmarked):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text('{"planted": true}')
+    started = time.monotonic()
+    model_dir = convert(smollm2_gguf)
+    return model_dir, time.monotonic() - started, entry
+
+
+@pytest.mark.e2e
+def test_the_real_smollm2_converts_to_a_model_dir(converted):
+    model_dir, seconds, entry = converted
+    assert model_dir == entry / "SmolLM2-135M-Instruct"
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["architectures"] == ["LlamaForCausalLM"] and "quantization_config" not in config
+    assert config["tie_word_embeddings"] is True and config["num_hidden_layers"] == 30
+    assert (model_dir / "model.safetensors").stat().st_size > 500e6
+    assert (model_dir / "tokenizer.json").is_file()
+    template = model_dir / "chat_template.jinja"
+    tokenizer_config = json.loads((model_dir / "tokenizer_config.json").read_text())
+    chat = template.read_text() if template.is_file() else tokenizer_config.get("chat_template", "")
+    assert "<|im_start|>" in chat and "SmolLM" in chat
+    marker = read_marker(model_dir)
+    assert marker["gguf_sha256"] == KNOWN["smollm2-135m-instruct"].sha256 and marker["dtype"] == "float32"
+    assert (marker["model_type"], marker["template"]) == ("llama", "chatml")
+    facts = marker["facts"]
+    assert facts["parameters"] == 134_515_008 and facts["logit_difference"] == 0.0 and facts["chat_template"]
+    assert not list(entry.glob(".*staging*")), "the planted staging dir was not cleaned up"
+    print(f"converted in {seconds:.1f} s (child {facts['seconds']} s)")
+
+
+@pytest.mark.e2e
+def test_a_second_convert_is_a_cache_hit(converted, smollm2_gguf, capsys):  # noqa: F811
+    model_dir, _, _ = converted
+    stamp = (model_dir / MARKER).stat().st_mtime_ns
+    started = time.monotonic()
+    assert convert(smollm2_gguf) == model_dir
+    assert time.monotonic() - started < 0.5
+    assert (model_dir / MARKER).stat().st_mtime_ns == stamp
+    assert convert_command(str(smollm2_gguf)) == 0
+    out, err = capsys.readouterr()
+    assert out.strip() == str(model_dir)
+    assert "from the cache" in err and "--model_type llama --template chatml" in err
+
+
+@pytest.mark.e2e
+def test_a_dir_whose_marker_is_for_other_bytes_is_not_used(converted, smollm2_gguf, tmp_path, monkeypatch):  # noqa: F811
+    model_dir, _, _ = converted
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text("{}")
+    (other / MARKER).write_text(json.dumps({**read_marker(model_dir), "gguf_sha256": "0" * 64}))
+    monkeypatch.setattr(converting.process, "supervise", lambda *a, **k: pytest.fail("child"))
+    with pytest.raises(UserError, match="not a finished conversion"):
+        convert(smollm2_gguf, out_dir=other)
