@@ -27,8 +27,20 @@ def say(text: str) -> None:
     print(f"[convert] {time.monotonic() - STARTED:5.1f} s: {text}", file=sys.stderr, flush=True)
 
 
+def die_with_parent() -> None:
+    """A conversion whose parent was killed stops too (Linux: PR_SET_PDEATHSIG), instead of writing on."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main() -> int:
     spec = json.loads(sys.argv[1])
+    die_with_parent()
     import os
 
     import torch

@@ -128,3 +128,25 @@ def test_a_dir_whose_marker_is_for_other_bytes_is_not_used(converted, smollm2_gg
     monkeypatch.setattr(converting.process, "supervise", lambda *a, **k: pytest.fail("child"))
     with pytest.raises(UserError, match="not a finished conversion"):
         convert(smollm2_gguf, out_dir=other)
+
+
+def test_a_failed_conversion_keeps_its_log_and_leaves_nothing_that_is_used(tmp_path, monkeypatch):
+    child = tmp_path / "failing_child.py"
+    child.write_text("import json, os, sys\n"
+                     "out = json.loads(sys.argv[1])['out']\n"
+                     "os.makedirs(out)\n"
+                     "open(os.path.join(out, 'config.json'), 'w').write('{}')\n"
+                     "print('[convert] dequantizing')\n"
+                     "print('ValueError: the tensor blk.0 is broken')\n"
+                     "sys.exit(1)\n")
+    monkeypatch.setattr(converting, "CHILD", child)
+    lines = []
+    path = write_gguf(tmp_path / "Broken-1M.gguf", name="Broken 1M")
+    with pytest.raises(converting.ConversionFailed) as err:
+        convert(path, on_line=lines.append)
+    message = str(err.value)
+    assert "the tensor blk.0 is broken" in message and "exit 1" in message and lines == ["[convert] dequantizing"]
+    log = message.rsplit("the log: ", 1)[1]
+    assert "ValueError" in open(log).read()
+    entry = next((paths.cache_dir() / "gguf").glob(f"{converting.cached_sha256(path)}-float32"))
+    assert not (entry / "Broken-1M").exists() and not list(entry.glob(".*staging*"))
