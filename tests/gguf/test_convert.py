@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections import namedtuple
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -150,3 +154,48 @@ def test_a_failed_conversion_keeps_its_log_and_leaves_nothing_that_is_used(tmp_p
     assert "ValueError" in open(log).read()
     entry = next((paths.cache_dir() / "gguf").glob(f"{converting.cached_sha256(path)}-float32"))
     assert not (entry / "Broken-1M").exists() and not list(entry.glob(".*staging*"))
+
+
+FAKE_CHILD = ("import json, os, sys\n"
+              "out = json.loads(sys.argv[1])['out']\n"
+              "os.makedirs(out)\n"
+              "open(os.path.join(out, 'config.json'), 'w').write('{\"fake\": true}')\n"
+              "print(json.dumps({'facts': {'parameters': 1}}))\n")
+
+
+def staged_children(staging) -> list[int]:
+    """Processes whose command line names the staging dir (the conversion child writing into it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(staging) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(proc.name))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.e2e
+def test_a_killed_conversion_stops_its_child_and_is_cleaned_up(smollm2_gguf, tmp_path, monkeypatch):  # noqa: F811
+    entry = paths.cache_dir() / "gguf" / f"{KNOWN['smollm2-135m-instruct'].sha256}-bfloat16"
+    code = f"from swiftkit.gguf.convert import convert; convert({str(smollm2_gguf)!r}, dtype='bfloat16')"
+    parent = subprocess.Popen([sys.executable, "-c", code], env={**os.environ})
+    deadline = time.monotonic() + 60
+    while not list(entry.glob(".*staging*/convert.log")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [staging] = [p.parent for p in entry.glob(".*staging*/convert.log")]
+    time.sleep(0.5)  # the child is importing torch
+    assert staged_children(staging), "no conversion child was started"
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while staged_children(staging) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not staged_children(staging), "the conversion child outlived its parent"
+    assert staging.is_dir() and not (entry / "SmolLM2-135M-Instruct").exists()
+    child = tmp_path / "fake_child.py"
+    child.write_text(FAKE_CHILD)
+    monkeypatch.setattr(converting, "CHILD", child)
+    model_dir = convert(smollm2_gguf, dtype="bfloat16")  # the next conversion: the stopped one's dir is gone
+    assert model_dir == entry / "SmolLM2-135M-Instruct" and read_marker(model_dir)["dtype"] == "bfloat16"
+    assert not staging.exists() and not list(entry.glob(".*staging*"))
