@@ -19,6 +19,7 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 LIMITS: dict[str, int] = {
     "recipe": 1 * MiB,
     "import script": 1 * MiB,
+    "DeepSpeed/FSDP config": 1 * MiB,
     "general probe file": 16 * MiB,
     "identity template": 16 * MiB,
     "dataset file": 20 * GiB,

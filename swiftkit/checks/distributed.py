@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from swiftkit import paths
-from swiftkit.errors import Problem, choice_fix
+from swiftkit import paths, userfiles
+from swiftkit.errors import Problem, UserError, choice_fix
 from swiftkit.launch.node import Launch
 from swiftkit.recipe.models import DEEPSPEED_BUILTIN, FSDP_BUILTIN, LoadedRecipe
 from swiftkit.render import processes, resolve_batch
@@ -79,12 +79,18 @@ def _config(loaded: LoadedRecipe, key: str, value: Any, file: Path | None) -> tu
         return None, p(f"{key} config {file} does not exist", where,
                        fix or f"a JSON file relative to the recipe, or one of {', '.join(builtin)}")
     try:
-        config = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as err:
+        config = json.loads(userfiles.read_text(file, "DeepSpeed/FSDP config", key=key))
+    except UserError as err:  # a FIFO, a device, too large, not UTF-8: said by userfiles with the place
+        return None, err.problems[0]
+    except OSError as err:
         return None, p(f"{key} config {file} cannot be read: {err}", where, "check the file")
     except json.JSONDecodeError as err:
         return None, p(f"{key} config {file}:{err.lineno}:{err.colno} is not valid JSON: {err.msg}", where,
                        "fix the JSON at that line")
+    except RecursionError:
+        return None, p(f"{key} config {file} is nested too deeply to read", where, "a config is a flat {...} object")
+    except ValueError as err:  # an integer of more digits than Python converts
+        return None, p(f"{key} config {file} cannot be read: {err}", where, "check the numbers in it")
     if not isinstance(config, dict):
         return None, p(f"{key} config {file} is not a JSON object", where, "a config is a {...} object")
     return config, None

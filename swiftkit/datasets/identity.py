@@ -102,6 +102,10 @@ def _template_row_problems(path: Path, line: int, row: dict, seen: dict[str, int
         except jinja2.TemplateSyntaxError as err:
             problems.append(Problem(f"{name}: template syntax error: {err.message}", **where))
             continue
+        except RecursionError:  # {{ ((((...name)))) }} nested past what jinja's parser can follow
+            problems.append(Problem(f"{name}: the template is nested too deeply to read", **where,
+                                    fix="write plain text with {{ name }} and {{ author }} only"))
+            continue
         constructs = _constructs(tree)
         if constructs:
             problems.append(Problem(f"{name}: an identity template holds text and placeholders only; found "
