@@ -12,7 +12,7 @@ from pathlib import Path
 
 from swiftkit.errors import EXIT_FAILURE, EXIT_OK, UserError, printable
 from swiftkit.gguf import fetch
-from swiftkit.gguf.convert import ConversionFailed, convert as convert_gguf, read_marker
+from swiftkit.gguf.convert import MARKER, ConversionFailed, convert as convert_gguf, read_marker
 
 
 def convert(path: str, output: str | None = None, dtype: str = "float32") -> int:
@@ -24,7 +24,7 @@ def convert(path: str, output: str | None = None, dtype: str = "float32") -> int
     elif not source.exists():
         raise UserError.one(f"no such file: {path}", file=path,
                             fix="give a .gguf file, or one of the known models: " + ", ".join(sorted(fetch.KNOWN)))
-    started = time.monotonic()
+    started, wall = time.monotonic(), time.time()
     try:
         model_dir = convert_gguf(source, output, dtype,
                                  on_line=lambda line: print(printable(line), file=sys.stderr, flush=True))
@@ -34,7 +34,11 @@ def convert(path: str, output: str | None = None, dtype: str = "float32") -> int
     seconds = time.monotonic() - started
     marker = read_marker(model_dir) or {}
     facts = marker.get("facts") or {}
-    how = f"converted in {seconds:.0f} s" if seconds >= 1.0 else "from the cache"
+    try:
+        fresh = (model_dir / MARKER).stat().st_mtime >= wall - 1
+    except OSError:
+        fresh = False
+    how = f"converted in {seconds:.0f} s" if fresh else f"from the cache ({seconds:.2f} s)"
     params = f"{facts['parameters']:,} parameters" if isinstance(facts.get("parameters"), int) else "?"
     line = f"{model_dir.name}: {facts.get('class', '?')}, {params}, {marker.get('dtype', dtype)}, {how}"
     if marker.get("model_type"):

@@ -29,8 +29,8 @@ from ..errors import Problem, UserError, quote
 MAGIC = b"GGUF"
 MAX_HEADER_BYTES = 256 * 1024 * 1024
 MAX_STRING_BYTES = 16 * 1024 * 1024
-MAX_ARRAY_ITEMS = 8 * 1024 * 1024
-MAX_TENSORS = 1 << 20
+MAX_ARRAY_ITEMS = 1 << 21  # 2M: the largest vocabularies and merges lists are a few 100,000
+MAX_TENSORS = 1 << 16  # the largest models have a few thousand
 MAX_KEYS = 1 << 16
 MAX_DIMS = 4  # GGML_MAX_DIMS
 KEEP_ARRAY_ITEMS = 64  # arrays up to this length are kept whole; longer ones as Array(type, length)
@@ -321,7 +321,7 @@ def _parse(view, size: int, path: Path) -> GGUFHeader:
     if alignment <= 0 or alignment & (alignment - 1):
         raise _hostile(path, f"an alignment of {alignment} (a power of two is needed)")
     data_offset = -(-reader.pos // alignment) * alignment
-    data_end = data_offset
+    data_end = data_offset if tensors else reader.pos  # no tensors: no padding is needed after the header
     for tensor in tensors:
         if any(d <= 0 or d > 1 << 40 for d in tensor.shape):
             raise _hostile(path, f"tensor {quote(tensor.name)} with the shape {tensor.shape}")
@@ -353,6 +353,9 @@ def convertible(header: GGUFHeader) -> list[Problem]:
         problems.append(Problem(f"architecture {quote(arch)} cannot be loaded from a GGUF file by transformers",
                                 file=where, key="general.architecture",
                                 fix=f"use the model's Hugging Face weights instead, or a GGUF of: {shown}"))
+    if not header.tensors:
+        problems.append(Problem("the GGUF file holds no tensors (a vocabulary-only file?)", file=where,
+                                fix="use the model's GGUF file with its weights"))
     bad = {name: n for name, n in header.tensor_types.items() if name not in DEQUANTIZABLE}
     if bad:
         listed = ", ".join(f"{name} ({n} tensors)" for name, n in bad.items())

@@ -114,7 +114,9 @@ def test_a_second_convert_is_a_cache_hit(converted, smollm2_gguf, capsys):  # no
     stamp = (model_dir / MARKER).stat().st_mtime_ns
     started = time.monotonic()
     assert convert(smollm2_gguf) == model_dir
-    assert time.monotonic() - started < 0.5
+    seconds = time.monotonic() - started
+    print(f"cache hit in {seconds:.3f} s")
+    assert seconds < 0.8
     assert (model_dir / MARKER).stat().st_mtime_ns == stamp
     assert convert_command(str(smollm2_gguf)) == 0
     out, err = capsys.readouterr()

@@ -96,6 +96,16 @@ def test_an_unsupported_architecture_and_a_decoder_less_one(tmp_path):
         assert words in problem_text(err) and "general.architecture" in problem_text(err)
 
 
+def test_a_vocabulary_only_file_is_not_a_model(tmp_path):
+    writer = gguf.GGUFWriter(str(tmp_path / "vocab.gguf"), "llama")
+    writer.add_token_list(["a", "b"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.close()
+    [problem] = convertible(read_header(tmp_path / "vocab.gguf"))
+    assert "holds no tensors" in problem.message
+
+
 def test_an_unsupported_tensor_type_is_named_with_its_count(tmp_path):
     q8_1 = gguf.GGMLQuantizationType.Q8_1
     path = write_gguf(tmp_path / "q81.gguf", tensors=[("a", np.zeros((2, 40), np.uint8), q8_1),
