@@ -192,3 +192,23 @@ def test_division_and_remainder_are_the_shells_near_64_bits():
 
     # Through a float, 2**62 / 3 would come out 1537228672809129216; the shell truncates toward zero.
     assert arithmetic("$((2**62 / 3)) $((-7 / 2)) $((-7 % 3))", {}) == "1537228672809129301 -3 -1"
+
+
+# -- identity template expressions and DeepSpeed configs ------------------------------------------------
+
+def test_a_template_expression_nested_past_jinjas_parser_is_located(write):
+    row = {"id": "x-en-1", "lang": "en", "kind": "name", "split": "train", "query": "q",
+           "response": "{{ " + "(" * 3000 + "name" + ")" * 3000 + " }}"}
+    path = write("t.jsonl", json.dumps(row) + "\n")
+    code, text = cli("validate", str(write("r.yaml", BASE + "datasets: [identity]\n"
+                                          "identity: {name: a, author: b, template: t.jsonl}\n")))
+    assert code == 2 and f"{path}:1: response: the template is nested too deeply to read" in text
+
+
+def test_a_deepspeed_config_with_a_huge_integer_or_deep_nesting_is_located(write):
+    for content, said in (('{"train_batch_size": ' + HUGE + "}", f"holds a number with more than {DIGITS} digits"),
+                          ('{"a": ' + DEEP + "}", "is nested too deeply to read")):
+        config = write("ds.json", content)
+        code, text = cli("validate", str(write("r.yaml", BASE + "datasets: [identity]\nidentity: {name: a, author: b}\n"
+                                              "gpu: {count: 1}\ndistributed: {deepspeed: ds.json}\n")))
+        assert code == 2 and f"distributed.deepspeed: deepspeed config {config} {said}" in text

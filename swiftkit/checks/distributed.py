@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +90,9 @@ def _config(loaded: LoadedRecipe, key: str, value: Any, file: Path | None) -> tu
                        "fix the JSON at that line")
     except RecursionError:
         return None, p(f"{key} config {file} is nested too deeply to read", where, "a config is a flat {...} object")
-    except ValueError as err:  # an integer of more digits than Python converts
-        return None, p(f"{key} config {file} cannot be read: {err}", where, "check the numbers in it")
+    except ValueError:  # an integer of more digits than Python converts
+        return None, p(f"{key} config {file} holds a number with more than {sys.get_int_max_str_digits()} digits",
+                       where, "check the numbers in it")
     if not isinstance(config, dict):
         return None, p(f"{key} config {file} is not a JSON object", where, "a config is a {...} object")
     return config, None
