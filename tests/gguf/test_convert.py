@@ -118,6 +118,7 @@ def test_a_second_convert_is_a_cache_hit(converted, smollm2_gguf, capsys):  # no
     print(f"cache hit in {seconds:.3f} s")
     assert seconds < 0.8
     assert (model_dir / MARKER).stat().st_mtime_ns == stamp
+    capsys.readouterr()
     assert convert_command(str(smollm2_gguf)) == 0
     out, err = capsys.readouterr()
     assert out.strip() == str(model_dir)
