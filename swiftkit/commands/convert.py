@@ -12,7 +12,7 @@ from pathlib import Path
 
 from swiftkit.errors import EXIT_FAILURE, EXIT_OK, UserError, printable
 from swiftkit.gguf import fetch
-from swiftkit.gguf.convert import MARKER, ConversionFailed, convert as convert_gguf, read_marker
+from swiftkit.gguf.convert import ConversionFailed, convert as convert_gguf, read_marker
 
 
 def convert(path: str, output: str | None = None, dtype: str = "float32") -> int:
@@ -24,21 +24,21 @@ def convert(path: str, output: str | None = None, dtype: str = "float32") -> int
     elif not source.exists():
         raise UserError.one(f"no such file: {path}", file=path,
                             fix="give a .gguf file, or one of the known models: " + ", ".join(sorted(fetch.KNOWN)))
-    started, wall = time.monotonic(), time.time()
+    started, heard = time.monotonic(), []
+
+    def show(line: str) -> None:
+        heard.append(line)
+        print(printable(line), file=sys.stderr, flush=True)
+
     try:
-        model_dir = convert_gguf(source, output, dtype,
-                                 on_line=lambda line: print(printable(line), file=sys.stderr, flush=True))
+        model_dir = convert_gguf(source, output, dtype, on_line=show)
     except ConversionFailed as err:
         print(f"error: {printable(str(err))}", file=sys.stderr)
         return EXIT_FAILURE
     seconds = time.monotonic() - started
     marker = read_marker(model_dir) or {}
     facts = marker.get("facts") or {}
-    try:
-        fresh = (model_dir / MARKER).stat().st_mtime >= wall - 1
-    except OSError:
-        fresh = False
-    how = f"converted in {seconds:.0f} s" if fresh else f"from the cache ({seconds:.2f} s)"
+    how = f"converted in {seconds:.0f} s" if heard else f"from the cache ({seconds:.2f} s)"
     params = f"{facts['parameters']:,} parameters" if isinstance(facts.get("parameters"), int) else "?"
     line = f"{model_dir.name}: {facts.get('class', '?')}, {params}, {marker.get('dtype', dtype)}, {how}"
     if marker.get("model_type"):
