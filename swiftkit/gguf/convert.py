@@ -127,7 +127,8 @@ def convert(gguf_path: str | os.PathLike, out_dir: str | os.PathLike | None = No
     else:
         target = Path(out_dir).absolute()
         entry = target.parent
-        lock_path = paths.cache_dir() / "gguf" / "locks" / f"{hashlib.sha256(str(target).encode()).hexdigest()[:24]}.lock"
+        digest = hashlib.sha256(str(target).encode()).hexdigest()[:24]
+        lock_path = paths.cache_dir() / "gguf" / "locks" / f"{digest}.lock"
     if _finished(target, sha256, dtype):
         return target
     entry.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 from ..errors import Problem, UserError, quote
 
 MAGIC = b"GGUF"
-MAX_HEADER_BYTES = 256 * 1024 * 1024
+MAX_HEADER_BYTES = 64 * 1024 * 1024  # Qwen2.5's header, 151,936 tokens and their merges, is 5.9 MB
 MAX_STRING_BYTES = 16 * 1024 * 1024
 MAX_ARRAY_ITEMS = 1 << 21  # 2M: the largest vocabularies and merges lists are a few 100,000
 MAX_TENSORS = 1 << 16  # the largest models have a few thousand
@@ -213,7 +213,7 @@ class _Reader:
         if start + count > self.size:
             raise _Cut()
         if start + count > MAX_HEADER_BYTES:
-            raise _hostile(self.path, f"a header larger than {MAX_HEADER_BYTES >> 20} MiB")
+            raise _hostile(self.path, f"a header larger than {MAX_HEADER_BYTES:,} bytes")
         self.pos += count
         return start
 

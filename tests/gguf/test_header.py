@@ -196,3 +196,9 @@ def test_the_real_smollm2_header(smollm2_gguf):
     assert header.vocab_size == 49152 and header.parameters == 134_515_008
     assert header.data_end == header.file_size == 98_362_432
     assert header.swift_types() == ("llama", "chatml") and header.has_chat_template
+
+
+def test_a_header_larger_than_the_cap_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(hdr, "MAX_HEADER_BYTES", 100)
+    with pytest.raises(UserError, match="a header larger than 100 bytes"):
+        read_header(write_gguf(tmp_path / "big.gguf"))
