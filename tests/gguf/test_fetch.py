@@ -108,3 +108,15 @@ def test_the_real_smollm2_is_fetched_checked_and_then_cached(smollm2_gguf):
     started = time.monotonic()
     assert fetch(SMOLLM2) == smollm2_gguf
     assert time.monotonic() - started < 0.5
+
+
+def test_not_enough_disk_to_fetch_is_a_disk_space_error(monkeypatch):
+    from collections import namedtuple
+
+    small_model(monkeypatch, [b"GGUF" + b"a" * 100])
+    (files_dir() / "Tiny-Test.gguf").unlink(missing_ok=True)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(fetching.shutil, "disk_usage", lambda _: usage(10**9, 10**9, 1000))
+    use_fake_index(monkeypatch, lambda part: pytest.fail("downloaded without the room for it"))
+    with pytest.raises(fetching.DiskSpaceError, match="not enough disk space to fetch Tiny-Test"):
+        fetch("tiny-test")
