@@ -202,3 +202,14 @@ def test_a_killed_conversion_stops_its_child_and_is_cleaned_up(smollm2_gguf, tmp
     model_dir = convert(smollm2_gguf, dtype="bfloat16")  # the next conversion: the stopped one's dir is gone
     assert model_dir == entry / "SmolLM2-135M-Instruct" and read_marker(model_dir)["dtype"] == "bfloat16"
     assert not staging.exists() and not list(entry.glob(".*staging*"))
+
+
+@pytest.mark.e2e
+def test_ms_swift_tells_the_qwen_model_by_the_dir_name(tmp_path):
+    """The installed ms-swift matches a local dir by its name: the name hub_name gives Qwen2.5's GGUF is one."""
+    qwen = read_header(write_gguf(tmp_path / "q.gguf", arch="qwen2", name="Qwen2.5 Coder 0.5B Instruct AWQ"))
+    folder = tmp_path / hub_name(qwen, "0" * 64)
+    code = ("import sys; from swift.model.model_meta import get_matched_model_meta as match; "
+            "m = match(sys.argv[1]); print(m.model_type if m else None, m.template if m else None)")
+    done = subprocess.run([sys.executable, "-c", code, str(folder)], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split()[-2:] == [qwen.model_type, qwen.template] == ["qwen2", "qwen2_5"], done.stderr[-2000:]
