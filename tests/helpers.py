@@ -23,6 +23,7 @@ def make_model_dir(path: Path, *, code: bool = False, config: bool = True) -> Pa
         (path / "config.json").write_text(json.dumps({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"],
                                                       "hidden_size": 64, "num_hidden_layers": 2}))
     make_tokenizer(path)
+    (path / "model.safetensors").write_bytes(b"")  # validate refuses a model dir without weight files
     if code:
         (path / "modeling_custom.py").write_text("print('this would run')\n")
     return path

@@ -210,3 +210,17 @@ def test_a_fifo_identity_template_is_refused_where_it_is_read(tmp_path):
         finishes(lambda: load_identity_template(fifo), fifo)
     assert caught.value.format() == (f"{fifo}: identity.template: is a FIFO (named pipe), not a regular file\n"
                                      f"    fix: an identity template {NOT_REGULAR_FIX}")
+
+
+@pytest.mark.parametrize("key, yaml", [
+    ("identity.template", "identity: {name: Ada, author: Lab, template: special.jsonl}\n"),
+    ("verify.general_probes", "verify: {general_probes: special.jsonl}\n"),
+])
+def test_validate_names_a_fifo_template_or_probe_file_as_such_not_as_missing(write, tmp_path, key, yaml):
+    fifo = tmp_path / "special.jsonl"
+    os.mkfifo(fifo)
+    datasets = "datasets: [identity]\n" if key.startswith("identity") else "datasets: [data.jsonl]\n"
+    write("data.jsonl", ROW)
+    code, text = cli("validate", str(write("r.yaml", BASE + datasets + yaml)), fifos=[fifo])
+    assert code == 2 and f"{fifo}: {key}: is a FIFO (named pipe), not a regular file" in text
+    assert "not found" not in text and "did you mean" not in text

@@ -198,8 +198,8 @@ def model_dir(tmp_path, config: str, weights: bool = True):
 
     model = make_model_dir(tmp_path / "model")
     (model / "config.json").write_text(config)
-    if weights:
-        (model / "model.safetensors").write_bytes(b"")
+    if not weights:  # make_model_dir writes an (empty) weight file
+        (model / "model.safetensors").unlink()
     return model
 
 

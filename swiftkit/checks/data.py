@@ -6,13 +6,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from swiftkit import datasets as ds
+from swiftkit import datasets as ds, userfiles
 from swiftkit.datasets import holdout
 from swiftkit.datasets.holdout import Holdout
+from swiftkit.datasets.probes import load_probes
 from swiftkit.errors import Problem, UserError, nearby_name
 from swiftkit.paths import bundled_general_probes, bundled_identity_template
 from swiftkit.recipe.models import LoadedRecipe
-from swiftkit.datasets.probes import load_probes
 
 
 # -- datasets ------------------------------------------------------------------------------------
@@ -43,7 +43,7 @@ def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[st
                 continue
             try:
                 report = ds.inspect_dataset(path, max_length=r.train.max_length, count_tokens=count,
-                                            key=f"datasets[{i}]")
+                                            key=f"datasets[{i}]", root=loaded.path.parent)
             except UserError as exc:
                 problems.extend(exc.problems)
                 continue
@@ -101,6 +101,10 @@ def _missing_file(loaded: LoadedRecipe, path: Path, key: tuple, written: str) ->
 
 
 def _check_identity(loaded: LoadedRecipe, template: Path, key: tuple, problems: list[Problem]) -> int | None:
+    special = userfiles.check_regular(template, "identity template", key="identity.template")
+    if special:  # a FIFO, a device: said as such, not "not found" with a guess at a name
+        problems.append(special)
+        return None
     if not template.is_file():
         problems.append(loaded.problem(f"identity template not found: {template}", ("identity", "template"),
                                        "check the path: it is relative to the recipe file"))
@@ -121,6 +125,9 @@ def check_general_probes(loaded: LoadedRecipe, path: Path | None) -> list[Proble
     v = loaded.recipe.verify
     if not (v.enabled and v.retention):
         return []
+    special = userfiles.check_regular(path, "general probe file", key="verify.general_probes") if path else None
+    if special:
+        return [special]
     if path is not None and not path.is_file():
         guess = nearby_name(path)
         return [loaded.problem(f"general probe file not found: {path}", ("verify", "general_probes"),
