@@ -3,6 +3,7 @@ output dir that cannot hold a run, a model dir without weights, an unknown card,
 refused at its key or at the command line (exit 2, where, what, a fix), never taken as a setting."""
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -221,3 +222,18 @@ def test_a_model_dir_without_weight_files_is_refused(write, tmp_path):
     assert (f"r.yaml:1:13: model.id: {model} has no weight files (*.safetensors, *.bin, *.safetensors.index.json, "
             "*.bin.index.json)") in text
     assert "fix: copy the weights from the model's source" in text
+
+
+@pytest.mark.parametrize("fields, said", [
+    ({"architectures": 5}, "architectures is 5, expected a list of class names"),
+    ({"hidden_size": "big"}, "hidden_size is 'big', expected a positive whole number"),
+    ({"num_hidden_layers": True}, "num_hidden_layers is True, expected a positive whole number"),
+    ({"vocab_size": -3}, "vocab_size is -3, expected a positive whole number"),
+])
+def test_a_config_json_field_of_the_wrong_type_is_named(write, tmp_path, fields, said):
+    config = {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "hidden_size": 64, **fields}
+    model = model_dir(tmp_path, json.dumps(config))
+    code, text = validate(write("r.yaml", BASE.replace("Qwen/Qwen2.5-7B-Instruct", "model")))
+    assert code == 2 and f"r.yaml:1:13: model.id: {model / 'config.json'}: {said}" in text
+    code, out, err = run_cli("plan", str(tmp_path / "r.yaml"), "--gpu", "RTX 4090")
+    assert code == 2 and said in err and "could not encode" not in err

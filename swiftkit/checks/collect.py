@@ -14,6 +14,7 @@ from pathlib import Path
 from swiftkit import datasets as ds, paths
 from swiftkit.checks.data import check_datasets, check_general_probes, plan_holdout
 from swiftkit.checks.distributed import check_distributed
+from swiftkit.checks.model_config import config_problems
 from swiftkit.checks.output_dir import WEIGHT_GLOBS, check_output_dir, has_weights
 from swiftkit.datasets.holdout import Holdout
 from swiftkit.errors import Problem, UserError, choice_fix, nearby_name, unique
@@ -175,12 +176,17 @@ def _check_model_dir(loaded: LoadedRecipe, local: Path, problems: list[Problem])
         return None
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        problems.append(p(f"{config_path} is not valid JSON: {exc}", key, "restore config.json from the model's source"))
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply to read" if isinstance(exc, RecursionError) else f"not valid JSON: {exc}"
+        problems.append(p(f"{config_path} is {reason}", key, "restore config.json from the model's source"))
         return None
     if not isinstance(config, dict):
         problems.append(p(f"{config_path} is not a model config: a JSON {type(config).__name__}, not an object",
                           key, "restore config.json from the model's source"))
+        return None
+    wrong = config_problems(config)
+    if wrong:
+        problems.extend(p(f"{config_path}: {what}", key, "restore config.json from the model's source") for what in wrong)
         return None
     if not has_weights(local):
         problems.append(p(f"{local} has no weight files ({', '.join(WEIGHT_GLOBS)})", key,
