@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
+
 from conftest import run_cli
 
 BASE = "model: {id: Qwen/Qwen2.5-7B-Instruct}\ntrain: {epochs: 1}\n"
@@ -212,3 +214,18 @@ def test_a_deepspeed_config_with_a_huge_integer_or_deep_nesting_is_located(write
         code, text = cli("validate", str(write("r.yaml", BASE + "datasets: [identity]\nidentity: {name: a, author: b}\n"
                                               "gpu: {count: 1}\ndistributed: {deepspeed: ds.json}\n")))
         assert code == 2 and f"distributed.deepspeed: deepspeed config {config} {said}" in text
+
+
+# -- recipe tags ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("value, tag", [
+    ("!!binary aGVsbG8=", "!!binary"),
+    ("!!python/object:os.system x", "!!python/object:os.system"),
+    ("!!python/name:os.system x", "!!python/name:os.system"),
+    ("!!set {a}", "!!set"),
+])
+def test_a_yaml_tag_beyond_plain_values_is_refused_at_its_key(write, value, tag):
+    code, text = cli("validate", str(write("r.yaml", BASE + f"datasets: [identity]\nidentity: {{name: {value}, "
+                                                         "author: b}\n")))
+    assert code == 2 and f"r.yaml:4:18: identity.name: the tag {tag} is not allowed in a recipe" in text
+    assert "fix: write the value plainly: text, a number, true/false, a list or a mapping" in text

@@ -82,7 +82,22 @@ def _scalar(node: yaml.Node, loader: yaml.SafeLoader, path: KeyPath) -> Any:
         raise _TooBig(f"cannot read this value: {exc}", node, "correct it, or quote it if it is text", key) from None
 
 
+# The tags a recipe's values may carry: YAML's plain scalars, lists and mappings. Others (!!binary, !!set,
+# !!omap, !!python/object:...) make bytes, sets or objects out of what looks like a setting.
+_PLAIN_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp",
+                                                            "seq", "map", "merge"))
+
+
+def _check_tag(node: yaml.Node, path: KeyPath) -> None:
+    if node.tag not in _PLAIN_TAGS:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise _TooBig(f"the tag {tag} is not allowed in a recipe", node,
+                      "write the value plainly: text, a number, true/false, a list or a mapping",
+                      dotted(path) or None)
+
+
 def _convert(node: yaml.Node, path: KeyPath, doc: YamlDoc, loader: yaml.SafeLoader, problems: list) -> Any:
+    _check_tag(node, path)
     if len(path) > MAX_DEPTH:
         raise _TooBig(f"the recipe is nested deeper than {MAX_DEPTH} levels", node)
     if len(doc.positions) >= MAX_VALUES:
@@ -92,6 +107,7 @@ def _convert(node: yaml.Node, path: KeyPath, doc: YamlDoc, loader: yaml.SafeLoad
         loader.flatten_mapping(node)
         out: dict = {}
         for key_node, value_node in node.value:
+            _check_tag(key_node, path)
             key = _scalar(key_node, loader, path)
             if isinstance(key, (list, dict)):
                 key = str(key)
