@@ -5,12 +5,11 @@ Exit codes: 0 ok, 1 runtime failure, 2 invalid input or usage.
 from __future__ import annotations
 
 import sys
-import traceback
 
 import click
 
 from swiftkit import __version__
-from swiftkit.errors import EXIT_FAILURE, EXIT_USAGE, UserError
+from swiftkit.error_handler import handled
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -363,6 +362,24 @@ def report(targets: tuple[str, ...], output: str | None) -> int:
     return go(list(targets), output=output)
 
 
+@cli.command()
+@click.argument("path")
+@click.option("--output", type=click.Path(file_okay=False), help="Write the model dir here (default: swiftkit's cache).")
+@click.option("--dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default="float32", show_default=True)
+def convert(path: str, output: str | None, dtype: str) -> int:
+    """Turn a GGUF file (or a known model: smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct) into a Hugging
+    Face model dir ms-swift trains; prints the dir. Converted once, then taken from the cache.
+
+    \b
+    Example:
+      $ swiftkit convert qwen2.5-coder-0.5b-instruct
+      Qwen2.5-Coder-0.5B-Instruct: Qwen2ForCausalLM, 630,167,424 parameters, float32, converted in 64 s; ...
+    """
+    from swiftkit.commands.convert import convert as run
+
+    return run(path, output=output, dtype=dtype)
+
+
 @cli.command(name="import", context_settings={"ignore_unknown_options": True})
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def import_cmd(args: tuple[str, ...]) -> int:
@@ -390,29 +407,8 @@ def import_cmd(args: tuple[str, ...]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The one entry point: maps exceptions to exit codes and messages."""
-    try:
-        result = cli.main(args=argv, prog_name="swiftkit", standalone_mode=False)
-    except UserError as exc:
-        click.echo(exc.format(), err=True)
-        return EXIT_USAGE
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE if exc.exit_code == 2 else exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except Exception:  # noqa: BLE001 - last resort: the message, and the traceback in a file
-        from swiftkit.paths import cache_dir
-
-        log = cache_dir() / "last-error.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(traceback.format_exc(), encoding="utf-8")
-        click.echo(f"swiftkit: unexpected error: {sys.exc_info()[1]}\n  traceback: {log}", err=True)
-        return EXIT_FAILURE
-    return result if isinstance(result, int) else 0
+    """The one entry point: the command line in, an exit code out (errors mapped by error_handler)."""
+    return handled(lambda: cli.main(args=argv, prog_name="swiftkit", standalone_mode=False))
 
 
 if __name__ == "__main__":

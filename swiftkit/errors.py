@@ -71,6 +71,10 @@ class UserError(Exception):
         return "\n".join(lines)
 
 
+class DiskSpaceError(UserError):
+    """Not enough free disk for a fetched model or a conversion: exit 9, as a full disk in training is."""
+
+
 def unique(problems: Iterable[Problem]) -> list[Problem]:
     """Drop repeats of the same message about the same key (one cause can surface several times)."""
     seen: set[tuple] = set()

@@ -10,9 +10,8 @@ marker is never used: in the cache it and any staging dir are removed (under a l
 of the same file is waited for, never removed); a user's `out_dir` is refused instead.
 
 Disk space is checked before the child starts (parameters x dtype bytes x 1.1). Not enough raises
-DiskSpaceError, a UserError (exit 2 as it is); a caller that wants its own code for a full disk (the issue asks
-for 9) catches DiskSpaceError before UserError. A conversion that fails raises ConversionFailed (exit 1), which
-names the kept log.
+errors.DiskSpaceError (exit 9, as a full disk in training). A conversion that fails raises ConversionFailed
+(exit 1), which names the kept log.
 """
 from __future__ import annotations
 
@@ -31,7 +30,7 @@ from filelock import FileLock
 from .. import __version__, paths, process
 from ..errors import UserError, choice_fix, quote
 from . import fetch
-from .fetch import DiskSpaceError  # noqa: F401 - raised here too; callers take it from either module
+from ..errors import DiskSpaceError
 from .header import GGUFHeader, require_convertible
 
 MARKER = "swiftkit-gguf.json"

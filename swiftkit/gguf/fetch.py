@@ -22,15 +22,10 @@ from pathlib import Path
 from subprocess import TimeoutExpired
 
 from .. import paths, process
-from ..errors import UserError, choice_fix, quote
+from ..errors import DiskSpaceError, UserError, choice_fix, quote
 
 CHUNK = 4 << 20
 STALE_SECONDS = 24 * 3600  # a staging dir this old belongs to no running fetch
-
-
-class DiskSpaceError(UserError):
-    """Not enough free disk space for a fetched file or a converted model (a UserError: exit 2 unless the
-    caller catches it first to give a full disk its own exit code)."""
 
 
 @dataclass(frozen=True)

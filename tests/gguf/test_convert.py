@@ -17,6 +17,7 @@ from swiftkit import paths
 from swiftkit.commands.convert import convert as convert_command
 from swiftkit.errors import UserError
 from swiftkit.gguf import convert as converting
+from conftest import run_cli
 from swiftkit.gguf.convert import MARKER, DiskSpaceError, convert, hub_name, read_marker
 from swiftkit.gguf.fetch import KNOWN
 from swiftkit.gguf.header import read_header
@@ -63,6 +64,8 @@ def test_not_enough_disk_is_its_own_error(tmp_path, monkeypatch):
         convert(big)
     assert isinstance(err.value, UserError) and "not enough disk space" in err.value.format()
     assert "262,144 parameters" in err.value.format()
+    code, out, err_text = run_cli("convert", str(big))  # the command exits 9, as a full disk in training does
+    assert code == 9 and "not enough disk space" in err_text and "Traceback" not in err_text
 
 
 def test_the_sha256_of_an_unchanged_file_is_remembered(tmp_path, monkeypatch):
