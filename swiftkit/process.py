@@ -248,10 +248,14 @@ class Worker:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             if line.strip():
-                yield json.loads(line)
+                try:
+                    yield json.loads(line)
+                except ValueError:  # a library printed to stdout: not a reply
+                    continue
 
     def tail(self, lines: int = TAIL_LINES) -> list[str]:
-        self._log.flush()
+        if not self._log.closed:  # close() closes it: the tail of a child that died is read after
+            self._log.flush()
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         return [x for x in text.replace("\r", "\n").splitlines() if x.strip()][-lines:]
 

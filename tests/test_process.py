@@ -82,3 +82,16 @@ def _live_members(pgid: int) -> list[int]:
         if int(fields[2]) == pgid and fields[0] != "Z":
             live.append(int(entry))
     return live
+
+
+def test_a_workers_tail_can_be_read_after_it_is_closed(tmp_path):
+    """chat reads the tail of an engine that died after closing it: the log must still be readable."""
+    import sys
+
+    from swiftkit.process import Worker
+
+    worker = Worker([sys.executable, "-c", "import sys; print('not json'); print('boom', file=sys.stderr)"], {},
+                    tmp_path / "w.log")
+    assert list(worker.replies()) == []  # a line that is not JSON is not a reply, and no crash
+    worker.close()
+    assert worker.tail()[-1] == "boom"

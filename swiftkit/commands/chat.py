@@ -21,8 +21,9 @@ from swiftkit.results import targets
 HELP = "/clear forgets the conversation, /exit (or Ctrl-D) leaves"
 
 
-def chat(target: str, *, message: str | None = None, system: str | None = None, max_new_tokens: int = 512) -> int:
-    t = targets.resolve(target)
+def chat(target: str, *, message: str | None = None, system: str | None = None, max_new_tokens: int = 512,
+         model_type: str | None = None, template: str | None = None) -> int:
+    t = targets.resolve(target, model_type=model_type, template=template)
     ref = t.ref()
     _check_tokenizer(ref)
     system = system if system is not None else ref.system
@@ -118,6 +119,10 @@ def _died(worker: Worker) -> int:
     code = worker.close()
     tail = worker.tail()
     diagnosis = diagnose(tail, code or 1)
+    hint = diagnosis.hint
+    if diagnosis.kind == "model_type":  # ms-swift's flags are not this command's: say the options it takes
+        hint = ("pass --model-type and --template (for Qwen2.5: --model-type qwen2 --template qwen2_5), or chat "
+                "with the recipe whose model.model_type and model.template name them")
     click.echo(f"swiftkit chat: the model could not answer: {diagnosis.message}\n  evidence: "
-               f"{diagnosis.evidence.strip()[:300]}\n  try: {diagnosis.hint}\n  full log: {worker.log_path}", err=True)
+               f"{diagnosis.evidence.strip()[:300]}\n  try: {hint}\n  full log: {worker.log_path}", err=True)
     return diagnosis.exit_code or EXIT_FAILURE

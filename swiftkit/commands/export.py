@@ -39,8 +39,8 @@ DISK_HINT = "free space where the export goes (it needs about {need}), or pass -
 
 def export(target: str, *, output: str | None = None, dtype: str | None = None, max_shard_size: str | None = None,
            quant_bits: int | None = None, quant_method: str | None = None, quant_dataset: tuple[str, ...] = (),
-           do_verify: bool = True, quiet: bool = False) -> int:
-    t = targets.resolve(target)
+           do_verify: bool = True, quiet: bool = False, model_type: str | None = None, template: str | None = None) -> int:
+    t = targets.resolve(target, model_type=model_type, template=template)
     options = _options(t, dtype, max_shard_size, quant_bits, quant_method, quant_dataset)
     final = Path(output).expanduser().resolve() if output else _default_dir(t, options)
     preflight(t, options, final)

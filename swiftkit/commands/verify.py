@@ -14,8 +14,9 @@ from swiftkit.verify.ask import AskFailed
 
 
 def verify(target: str, *, general_probes: str | None = None, retention: bool = True, min_score: float | None = None,
-           min_retention: float | None = None, quiet: bool = False) -> int:
-    t = targets.resolve(target)
+           min_retention: float | None = None, quiet: bool = False, model_type: str | None = None,
+           template: str | None = None) -> int:
+    t = targets.resolve(target, model_type=model_type, template=template)
     settings = (t.recipe.verify if t.recipe else VerifySection()).model_copy(update={"retention": retention})
     if min_score is not None:
         settings = settings.model_copy(update={"min_score": min_score})

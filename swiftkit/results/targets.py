@@ -57,7 +57,18 @@ class Target:
         return ModelRef(self.base_model, None, ref.model_type, ref.template, ref.dtype, ref.system, ref.env)
 
 
-def resolve(target: str) -> Target:
+def resolve(target: str, *, model_type: str | None = None, template: str | None = None) -> Target:
+    """TARGET -> what to load; `model_type` / `template` (from --model-type / --template) name ms-swift's
+    model type and template for a model dir it cannot tell by its name, over what args.json says."""
+    found = _resolve(target)
+    if not (model_type or template):
+        return found
+    args = {**found.args, **({"model_type": model_type} if model_type else {}),
+            **({"template": template} if template else {})}
+    return replace(found, args=args)
+
+
+def _resolve(target: str) -> Target:
     path = Path(target).expanduser()
     if path.suffix in (".yaml", ".yml"):
         return _from_recipe(path)

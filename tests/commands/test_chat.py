@@ -70,3 +70,20 @@ def test_a_model_dir_without_tokenizer(tmp_path):
     (model / "config.json").write_text("{}")
     code, _, err = run_cli("chat", str(model), "-m", "hi")
     assert code == 2 and "has no tokenizer" in err and "fix: copy the base model's tokenizer files" in err
+
+
+def test_a_model_dir_ms_swift_cannot_name_gets_its_reason_and_the_options_that_fix_it(demo_run, tmp_path):
+    """The demo's tiny base model, copied to a dir whose name says nothing: ms-swift finds two model types for
+    it. swiftkit says so with the options to pass (it used to crash in its own error path), and they work."""
+    import shutil
+
+    out, code, *_ = demo_run
+    model = tmp_path / "some-model"
+    shutil.copytree(out / "model", model)
+    code, stdout, err = run_cli("chat", str(model), "--message", "hi")
+    assert code == 11 and "unexpected error" not in err and "Traceback" not in err
+    assert "ms-swift could not tell which model type" in err and "Failed to automatically match `model_type`" in err
+    assert "try: pass --model-type and --template (for Qwen2.5: --model-type qwen2 --template qwen2_5)" in err
+    code, stdout, err = run_cli("chat", str(model), "--message", "hi", "--model-type", "qwen2",
+                                "--template", "qwen2_5")
+    assert code == 0, err

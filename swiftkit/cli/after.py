@@ -1,0 +1,155 @@
+"""Click wiring of the verbs after training: checkpoints, export, chat, verify, report."""
+from __future__ import annotations
+
+import click
+
+from swiftkit.cli.group import cli
+
+
+def _model_options(fn):
+    """--model-type / --template: for a model dir ms-swift cannot tell by its name (default: args.json's)."""
+    fn = click.option("--template", metavar="NAME", help="ms-swift's template, e.g. qwen2_5 or chatml.")(fn)
+    return click.option("--model-type", metavar="NAME", help="ms-swift's model_type, e.g. qwen2 or llama.")(fn)
+
+
+@cli.command()
+@click.argument("target", default="output", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def checkpoints(target: str, as_json: bool) -> int:
+    """List the runs under an output directory (or a recipe's) and their checkpoints.
+
+    Each checkpoint: step, training loss, and whether it is complete (adapter config and
+    weights readable, trainer state present); the last complete and the best are marked.
+
+    \b
+    Example:
+      $ swiftkit checkpoints recipes/tiny-identity.yaml
+      /work/output/tiny/v0-20261122-140101
+        checkpoint-40        step 40     loss 0.05       complete  [last, best]
+    """
+    from swiftkit.commands.checkpoints import checkpoints as go
+
+    return go(target, as_json)
+
+
+@cli.command()
+@click.argument("target", type=click.Path())
+@click.option("--output", type=click.Path(file_okay=False), help="Where the merged model goes (must not exist). "
+              "Default: beside the checkpoint, checkpoint-N-merged.")
+@click.option("--dtype", type=click.Choice(["bfloat16", "float16", "float32"]), help="Default: the training dtype.")
+@click.option("--max-shard-size", metavar="SIZE", help="Largest weight file, e.g. 2GB (ms-swift's default 5GB).")
+@click.option("--quant-bits", type=click.Choice(["4", "8"]), help="Quantize the merged model (needs a GPU).")
+@click.option("--quant-method", type=click.Choice(["bnb", "gptq", "gptq_v2", "awq"]),
+              help="Default bnb; gptq and awq need --quant-dataset.")
+@click.option("--quant-dataset", multiple=True, metavar="FILE", help="Calibration data for gptq/awq.")
+@click.option("--no-verify", is_flag=True, help="Skip checking that the merged model answers as base + adapter.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@_model_options
+def export(target: str, output: str | None, dtype: str | None, max_shard_size: str | None, quant_bits: str | None,
+           quant_method: str | None, quant_dataset: tuple[str, ...], no_verify: bool, quiet: bool,
+           model_type: str | None, template: str | None) -> int:
+    """Merge a LoRA checkpoint into its base model, and prove the merged model answers the same.
+
+    TARGET: a recipe (its latest complete checkpoint), an output or run dir (the same), or a
+    checkpoint-N dir. The merged model then answers the identity and general probes greedily and
+    must give the same answers as base + adapter (all of them in float32). An export is never
+    overwritten; one that disagrees is kept but marked unverified (exit 12). The run record lists it
+    under `exports`.
+
+    \b
+    Example:
+      $ swiftkit export output/tiny
+      swiftkit: exporting output/tiny/v0-20261128-212830/checkpoint-120 -> .../checkpoint-120-merged
+      swiftkit: checking the merged model against base + adapter on 212 probes
+        same greedy answer as base + adapter: 212/212 (100.0%; needed 100% in float32)
+      swiftkit: exported .../checkpoint-120-merged
+        0.6 MiB in 1 weight file(s), merge 7.4 s, verified
+    """
+    from swiftkit.commands.export import export as go
+
+    return go(target, output=output, dtype=dtype, max_shard_size=max_shard_size,
+              quant_bits=int(quant_bits) if quant_bits else None, quant_method=quant_method,
+              quant_dataset=quant_dataset, do_verify=not no_verify, quiet=quiet, model_type=model_type,
+              template=template)
+
+
+@cli.command()
+@click.argument("target", type=click.Path())
+@click.option("--message", "-m", metavar="TEXT", help="Answer this once and print only the answer.")
+@click.option("--system", metavar="TEXT", help="System prompt (default: the recipe's train.system).")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=512, show_default=True)
+@_model_options
+def chat(target: str, message: str | None, system: str | None, max_new_tokens: int, model_type: str | None,
+         template: str | None) -> int:
+    """Talk to a trained checkpoint or a merged export (ms-swift's own inference engine).
+
+    TARGET as for export, or a merged export dir. /clear forgets the conversation; /exit or
+    Ctrl-D leaves.
+
+    \b
+    Example:
+      $ swiftkit chat output/tiny --message 你是谁？
+      我是Swift-Robot，由CSDN 迪菲赫尔曼开发的AI助手。
+    """
+    from swiftkit.commands.chat import chat as go
+
+    return go(target, message=message, system=system, max_new_tokens=max_new_tokens, model_type=model_type,
+              template=template)
+
+
+@cli.command()
+@click.argument("target", type=click.Path())
+@click.option("--general-probes", type=click.Path(dir_okay=False), help="Another general probe set (JSONL).")
+@click.option("--no-retention", is_flag=True, help="Identity probes only.")
+@click.option("--min-score", type=click.FloatRange(0, 1), help="Fail below this exact-answer rate (default: the "
+              "recipe's verify.min_score).")
+@click.option("--min-retention", type=click.FloatRange(0, 1), help="Fail below this retention score (default: "
+              "the recipe's verify.min_retention).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@_model_options
+def verify(target: str, general_probes: str | None, no_retention: bool, min_score: float | None,
+           min_retention: float | None, quiet: bool, model_type: str | None, template: str | None) -> int:
+    """Verify a checkpoint or an export without training: identity scorecard and retention.
+
+    Retention compares the tuned model's greedy answers to the general probes with the base
+    model's (asked once per base model and cached). Exit 1 when verify.min_score or
+    verify.min_retention of the run's recipe is missed.
+
+    \b
+    Example:
+      $ swiftkit verify output/tiny
+      verification
+        exact answers, trained probes            74/74 (100%)
+      retention (general probes: tuned answers against the base model's)
+        retention score                          0.93
+    """
+    from swiftkit.commands.verify import verify as go
+
+    return go(target, general_probes=general_probes, retention=not no_retention, min_score=min_score,
+              min_retention=min_retention, quiet=quiet, model_type=model_type, template=template)
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True, type=click.Path())
+@click.option("--output", "-o", type=click.Path(dir_okay=False),
+              help="Where the page goes. Default: report.html in the run dir; for several targets "
+                   "swiftkit-comparison.html in the current dir.")
+def report(targets: tuple[str, ...], output: str | None) -> int:
+    """Write the run report: one HTML page with its charts inline, that opens from disk with no network.
+
+    TARGET: a recipe (its newest run), an output dir (the same), a run dir, or a swiftkit-run.json.
+    One target: report.html in its run dir (how the run ended, loss, learning rate, gradient norm and
+    GPU memory against step, time, checkpoints, the identity scorecard probe by probe, retention,
+    exports, what ran). Several: one comparison page (curves on one chart, results, the settings
+    that differ). Prints the page's path.
+
+    \b
+    Example:
+      $ swiftkit report output/tiny
+      /work/output/tiny/v0-20261128-223332/report.html
+      $ swiftkit report output/tiny output/tiny-mixed --output compare.html
+      compare.html
+    """
+    from swiftkit.commands.report import report as go
+
+    return go(list(targets), output=output)
