@@ -14,6 +14,7 @@ from pathlib import Path
 from swiftkit import datasets as ds, paths
 from swiftkit.checks.data import check_datasets, check_general_probes, plan_holdout
 from swiftkit.checks.distributed import check_distributed
+from swiftkit.checks.gguf_model import GgufSource, check_gguf, is_gguf
 from swiftkit.checks.model_config import config_problems
 from swiftkit.checks.output_dir import WEIGHT_GLOBS, check_output_dir, has_weights
 from swiftkit.datasets.holdout import Holdout
@@ -45,6 +46,7 @@ class Checked:
     identity_template: Path | None = None
     holdout: Holdout | None = None  # general rows kept out of training for eval loss
     general_probes: Path | None = None  # verify.general_probes resolved (None: the bundled set)
+    gguf: GgufSource | None = None  # model.id named a .gguf file: where plan.model's weights come from
 
 
 def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[str] | None = None,
@@ -59,9 +61,10 @@ def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[s
     problems += check_distributed(loaded, launch, notes)
     launch = launch or Launch()
     catalog = catalog or load_catalog()
-    model, is_local, model_type, template = check_model(loaded, catalog, problems, notes)
-    dataset_args, reports, identity_template, general = check_datasets(loaded, problems, notes,
-                                                                       model if is_local else None)
+    is_local = loaded.paths.model_is_local
+    model, model_type, template, gguf = check_model(loaded, catalog, problems, notes)
+    tokenizer_dir = model if is_local and (gguf is None or gguf.converted) else None  # not before conversion
+    dataset_args, reports, identity_template, general = check_datasets(loaded, problems, notes, tokenizer_dir)
     if problems:
         raise UserError(problems, headline=f"{loaded.path}: {len(problems)} problem(s); nothing was run")
     micro, accum = resolve_batch(loaded.recipe)  # type: ignore[misc]  (cross_field proved it resolves)
@@ -71,7 +74,7 @@ def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[s
                 output_dir / "data", micro, accum, val_dataset=held.heldout_path if held else None, launch=launch,
                 deepspeed_config=loaded.paths.deepspeed_config, fsdp_config=loaded.paths.fsdp_config)
     probes = loaded.paths.general_probes
-    checked = Checked(loaded, plan, catalog, notes, reports, identity_template, held, probes)
+    checked = Checked(loaded, plan, catalog, notes, reports, identity_template, held, probes, gguf)
     problems += check_general_probes(loaded, probes)
     problems += check_flags(checked)
     if problems:
@@ -151,12 +154,14 @@ def check_model(loaded: LoadedRecipe, catalog: Catalog, problems: list[Problem],
             notes.append(f"model {m.id} is not a model id ms-swift knows; set model.model_type and model.template "
                          "if it fails to detect them")
         notes.append(f"model {m.id} is a hub id: it is fetched at run time and cannot be checked offline")
-        return m.id, False, model_type, template
+        return m.id, model_type, template, None
+    if is_gguf(local):
+        return check_gguf(loaded, local, catalog, model_type, template, problems, notes)
     before = len(problems)
     config = _check_model_dir(loaded, local, problems)
     if config is not None and len(problems) == before:
         model_type, template = _detect(loaded, local, config, catalog, model_type, template, problems)
-    return str(local.resolve()), True, model_type, template
+    return str(local.resolve()), model_type, template, None
 
 
 def _check_model_dir(loaded: LoadedRecipe, local: Path, problems: list[Problem]) -> dict | None:

@@ -6,13 +6,14 @@ This is the one place that chains the steps; reading it reads the whole job.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
 from swiftkit import paths
 from swiftkit.checks.collect import Checked, check
 from swiftkit.datasets import IdentityFiles
-from swiftkit.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError
+from swiftkit.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError, printable
 from swiftkit.launch.node import LaunchOptions, resolve_launch
 from swiftkit.plan.sizing import Sizing, plan_for_run, with_choices
 from swiftkit.recipe.models import Recipe
@@ -21,7 +22,7 @@ from swiftkit.results import exports, targets
 from swiftkit.results.checkpoints import Checkpoint
 from swiftkit.results.record import RunRecord
 from swiftkit.run import lock as runlock, nodes
-from swiftkit.run.prepare import new_record, prepare_data
+from swiftkit.run.prepare import convert_model, new_record, prepare_data
 from swiftkit.run.progress import Reporter, make_reporter
 from swiftkit.run.resume import find_resumable
 from swiftkit.run.training import Session
@@ -37,6 +38,7 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
     missing = paths.swift_command_problem(checked.catalog.version)
     if missing is not None:
         raise UserError([missing], headline=f"{recipe}: ms-swift cannot be started; nothing was run")
+    checked = convert_model(checked, print_err if not quiet else lambda text: None)
     planned = plan_for_run(checked)  # may refuse (exit 2) a run that cannot fit, before anything is written
     lock_name = runlock.LOCK_NAME if launch.is_primary else f"node{launch.node_rank}.lock"
     with runlock.hold(checked.plan.output_dir, checked.loaded.path, lock_name) as lock_fd:  # or refuse
@@ -45,6 +47,10 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
 
             return follow(checked, lock_fd, quiet=quiet, events=events)
         return _run(checked, planned, lock_fd, quiet=quiet, events=events, do_verify=do_verify, started=started)
+
+
+def print_err(text: str) -> None:
+    print(printable(text), file=sys.stderr, flush=True)
 
 
 def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet: bool, events: bool,

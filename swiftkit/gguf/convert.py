@@ -93,6 +93,19 @@ def cached_sha256(path: Path) -> str:
     return digest
 
 
+def cache_target(source: Path, dtype: str, header: GGUFHeader | None = None) -> Path:
+    """Where convert(source, dtype=dtype) puts (or has put) the model dir in the cache, found without converting:
+    what a recipe's rendered command names as --model before the first run converts it."""
+    header = header or require_convertible(source)
+    sha256 = cached_sha256(source)
+    return paths.cache_dir() / "gguf" / f"{sha256}-{dtype}" / hub_name(header, sha256)
+
+
+def converted(model_dir: Path, source: Path, dtype: str) -> bool:
+    """model_dir holds the finished conversion of source in dtype (its marker written last says so)."""
+    return _finished(model_dir, cached_sha256(source), dtype)
+
+
 def _write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -118,8 +131,9 @@ def convert(gguf_path: str | os.PathLike, out_dir: str | os.PathLike | None = No
     sha256 = cached_sha256(source)
     name = hub_name(header, sha256)
     if out_dir is None:
-        entry = paths.cache_dir() / "gguf" / f"{sha256}-{dtype}"
-        target, lock_path = entry / name, entry / ".lock"
+        target = cache_target(source, dtype, header)
+        entry = target.parent
+        lock_path = entry / ".lock"
     else:
         target = Path(out_dir).absolute()
         entry = target.parent

@@ -196,6 +196,16 @@ class GGUFHeader:
         return self.swift_types()[1]
 
 
+def plan_config(header: GGUFHeader) -> dict:
+    """A config.json-like shape for the memory plan, from the header alone (before the file is converted)."""
+    names = {t.name for t in header.tensors}
+    return {"model_type": header.architecture, "hidden_size": header.embedding_length,
+            "num_hidden_layers": header.block_count, "num_attention_heads": header.head_count,
+            "num_key_value_heads": header.head_count_kv, "vocab_size": header.vocab_size,
+            "intermediate_size": _int(header._arch_key("feed_forward_length")),
+            "max_position_embeddings": header.context_length, "tie_word_embeddings": "output.weight" not in names}
+
+
 def _int(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 

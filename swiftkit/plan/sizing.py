@@ -116,6 +116,8 @@ def model_facts(checked: Checked) -> ModelFacts:
     """The recipe's model as the plan needs it; CannotPlan when neither the model dir nor the known
     hub configs have its config.json."""
     plan = checked.plan
+    if checked.gguf is not None and not checked.gguf.converted:  # the shape from the GGUF header; rows unmeasured
+        return ModelFacts(checked.gguf.config, None, plan.model_type, plan.template)
     if plan.model_is_local:
         path = Path(plan.model) / "config.json"
         try:

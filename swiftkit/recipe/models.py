@@ -63,7 +63,8 @@ LocalizedText = Annotated[Localized, BeforeValidator(_localized)]
 
 
 class ModelSection(Strict):
-    id: str = Field(min_length=1, description="Hub id (Qwen/Qwen2.5-7B-Instruct) or a local model dir, relative to the recipe")
+    id: str = Field(min_length=1, description="Hub id (Qwen/Qwen2.5-7B-Instruct), a local model dir or a .gguf file "
+                                              "(converted once, cached), relative to the recipe")
     model_type: str | None = Field(None, description="ms-swift model_type; detected from config.json for local dirs")
     template: str | None = Field(None, description="ms-swift chat template; detected where unambiguous")
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
@@ -300,7 +301,7 @@ class Recipe(Strict):
 
 
 def looks_like_hub_id(text: str) -> bool:
-    return bool(HUB_ID.match(text)) and not text.lower().endswith(DATA_SUFFIXES)
+    return bool(HUB_ID.match(text)) and not text.lower().endswith((*DATA_SUFFIXES, ".gguf"))
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,8 @@ def _resolve(target: str) -> Target:
                             fix=f"did you mean {path.with_name(guess)}?" if guess else
                             "pass a recipe, an output dir, a run dir, a checkpoint-N dir or a merged export")
     path = path.resolve()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return _from_gguf(path)
     if exports.is_export(path) or _looks_like_model(path):
         return _from_model_dir(path)
     if CHECKPOINT_DIR.match(path.name):
@@ -139,6 +141,18 @@ def _from_checkpoint(path: Path) -> Target:
     if kind == "full":
         args = {**args, "model": args.get("model") or str(path)}
     return Target(path, kind, args, recipe, record_path, data_dir, general)
+
+
+def _from_gguf(path: Path) -> Target:
+    """A GGUF file: converted once (float32, the CPU's dtype; cached), then loaded as the model dir it became, with
+    the model type and template its header names (--model-type / --template win)."""
+    from swiftkit.gguf.convert import convert, read_marker
+
+    model_dir = convert(path)
+    marker = read_marker(model_dir) or {}
+    target = _from_model_dir(model_dir)
+    known = {k: marker[k] for k in ("model_type", "template") if marker.get(k)}
+    return replace(target, args={**target.args, **known, "torch_dtype": marker.get("dtype", "float32")})
 
 
 def _from_model_dir(path: Path) -> Target:

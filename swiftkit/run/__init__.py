@@ -1,1 +1,1 @@
-"""Supervised training: attempts of `swift sft`, the OOM ladder, resume, the run lock, phases, progress, nodes agreeing. May import: recipe, checks, datasets, launch, render, results, logparse, process, paths."""
+"""Supervised training: attempts of `swift sft`, the OOM ladder, resume, the run lock, phases, progress, nodes agreeing. May import: recipe, checks, datasets, gguf, launch, render, results, logparse, process, paths."""
