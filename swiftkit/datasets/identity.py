@@ -2,6 +2,7 @@
 rendered with the recipe's name and author (jinja2) into the run's train and probe files."""
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -43,11 +44,20 @@ class IdentityFiles:
 
 # --- Identity template ----------------------------------------------------------------------------
 def _env() -> jinja2.Environment:
-    # A template is a file people share: rendered in jinja2's immutable sandbox, so that even a construct
-    # the check below missed cannot reach Python internals ({{ name.__class__.__mro__ }}) or call anything.
-    # StrictUndefined: a misspelt placeholder must fail, not render as "". No autoescape: plain text.
+    # A template is a file people share. It is only ever parsed, never compiled or run: rendering walks the
+    # parsed tree (_substitute), which holds nothing but text and placeholders once _constructs found nothing
+    # else. The environment is jinja2's immutable sandbox all the same, should a later change compile one.
     return jinja2.sandbox.ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
                                                          keep_trailing_newline=True)
+
+
+_ENV = _env()
+
+
+@functools.lru_cache(maxsize=8192)
+def _parse(source: str) -> jinja2.nodes.Template:
+    """The parsed field (validation and rendering parse each field once; the tree is only read)."""
+    return _ENV.parse(source)
 
 
 # What a template may hold: text and the documented placeholders, nothing else (no attributes, items,
@@ -98,7 +108,7 @@ def _template_row_problems(path: Path, line: int, row: dict, seen: dict[str, int
         seen[row_id] = line
     for name in ("query", "response"):
         try:
-            tree = _env().parse(row.get(name) or "")
+            tree = _parse(row.get(name) or "")
         except jinja2.TemplateSyntaxError as err:
             problems.append(Problem(f"{name}: template syntax error: {err.message}", **where))
             continue
@@ -153,18 +163,34 @@ def _check_identity_values(langs: set[str], name: dict[str, str], author: dict[s
 
 
 def _render_field(path: Path, line: int, row: dict, name: str, context: dict[str, str]) -> str:
-    env = _env()
-    source = row[name]
-    undefined = jinja2.meta.find_undeclared_variables(env.parse(source)) - context.keys()
+    tree = _parse(row[name])
+    undefined = jinja2.meta.find_undeclared_variables(tree) - context.keys()
     if undefined:
         names = ", ".join(sorted(undefined))
         raise UserError([Problem(f"{name}: undefined placeholder {names}", file=str(path), line=line,
                                  fix="use only {{ name }} and {{ author }}")])
     try:
-        return env.from_string(source).render(**context)
-    except (jinja2.UndefinedError, jinja2.sandbox.SecurityError) as err:
-        raise UserError([Problem(f"{name}: {err.message or err}", file=str(path), line=line,
-                                 fix="use only {{ name }} and {{ author }}")]) from None
+        return _substitute(tree, context)
+    except ValueError as err:  # a node that is not text or a placeholder: never evaluated
+        raise UserError([Problem(f"{name}: {err}", file=str(path), line=line,
+                                 fix="write plain text with {{ name }} and {{ author }} only")]) from None
+
+
+def _substitute(tree: jinja2.nodes.Template, context: dict[str, str]) -> str:
+    """The text of a template that holds text and placeholders only, with each placeholder's value put in: the
+    same string jinja2 renders, with nothing compiled and nothing called."""
+    parts = []
+    for output in tree.body:
+        if not isinstance(output, jinja2.nodes.Output):
+            raise ValueError(f"{type(output).__name__} is not allowed in an identity template")
+        for node in output.nodes:
+            if isinstance(node, jinja2.nodes.TemplateData):
+                parts.append(node.data)
+            elif isinstance(node, jinja2.nodes.Name) and node.ctx == "load":
+                parts.append(str(context[node.name]))
+            else:
+                raise ValueError(f"{type(node).__name__} is not allowed in an identity template")
+    return "".join(parts)
 
 
 def _render_rows(path: Path, name: dict[str, str], author: dict[str, str]) -> list[dict]:

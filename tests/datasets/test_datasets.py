@@ -391,3 +391,18 @@ def test_two_messages_column_spellings_leave_ms_swift_with_none(tmp_path: Path) 
     text = error_text(excinfo)
     assert "all 1 rows would be dropped by ms-swift" in text
     assert "several columns mean 'messages'" in text
+
+
+def test_rendering_by_substitution_gives_what_jinja2_renders() -> None:
+    """Templates are parsed, never compiled: the walk over the parsed tree must give jinja2's own text, for the
+    bundled template and for whitespace control, comments and raw blocks."""
+    import jinja2
+
+    from swiftkit.datasets import identity
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    context = {"name": "Swift-Robot", "author": "CSDN 迪菲赫尔曼"}
+    sources = [row[f] for row in load_identity_template(TEMPLATE) for f in ("query", "response")]
+    sources += ["a {{- name }} b", "{{ name -}}  x\n", "{# note #}{{ author }}", "{% raw %}{{ x }}{% endraw %}"]
+    for source in sources:
+        assert identity._substitute(identity._parse(source), context) == env.from_string(source).render(**context)
