@@ -3,6 +3,7 @@ through a link, and text that could reorder a terminal is printed escaped."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -112,3 +113,14 @@ def test_progress_lines_escape_them_too():
     stream = io.StringIO()
     Plain(stream).say("swiftkit: run dir /out/a\u202egpj.exe")
     assert stream.getvalue() == "swiftkit: run dir /out/a\\u202egpj.exe\n"
+
+
+def test_checkpoints_prints_a_run_dir_with_an_override_escaped(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "results"))
+    from test_checkpoints import make_run
+
+    make_run(tmp_path / "o\u202eut", "v0-20261201-100000", [5], {5: 1.0})
+    code, out, err = run_cli("checkpoints", str(tmp_path / "o\u202eut"))
+    assert code == 0 and "\u202e" not in out and "o\\u202eut/v0-20261201-100000" in out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from swiftkit.errors import EXIT_OK, UserError
+from swiftkit.errors import EXIT_OK, UserError, printable
 from swiftkit.results.checkpoints import find_runs
 
 
@@ -30,16 +30,16 @@ def checkpoints(target: str, as_json: bool) -> int:
         click.echo(json.dumps([_run_json(r) for r in runs], indent=2, default=str))
         return EXIT_OK
     if not runs:
-        click.echo(f"no runs under {target}")
+        click.echo(printable(f"no runs under {target}"))
     for run in runs:
         last, best = run.last_complete(), run.best()
-        click.echo(f"{run.path}{'  (empty leftover of a failed start)' if run.leftover else ''}")
+        click.echo(printable(f"{run.path}{'  (empty leftover of a failed start)' if run.leftover else ''}"))
         for c in run.checkpoints:
             tags = [t for t, hit in (("last", c is last), ("best", c is best)) if hit]
             state = "complete" if c.complete else "INCOMPLETE: " + "; ".join(c.problems)
             loss = "-" if c.loss is None else f"{c.loss:.4g}"
-            click.echo(f"  {Path(c.path).name:20} step {c.step:<6} loss {loss:<10} {state}"
-                       f"{'  [' + ', '.join(tags) + ']' if tags else ''}")
+            click.echo(printable(f"  {Path(c.path).name:20} step {c.step:<6} loss {loss:<10} {state}"
+                                 f"{'  [' + ', '.join(tags) + ']' if tags else ''}"))
     return EXIT_OK
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from swiftkit import userfiles
-from swiftkit.errors import EXIT_OK, Problem, UserError
+from swiftkit.errors import EXIT_OK, Problem, UserError, printable
 from swiftkit.importer.command import import_command
 from swiftkit.importer.recipe_yaml import DEFAULT_SCHEMA, to_yaml
 
@@ -29,7 +29,7 @@ def import_(source: str | None, argv: list[str], *, schema: str = DEFAULT_SCHEMA
                         headline=err.headline) from None
     click.echo(to_yaml(result, schema), nl=False)
     for note in result.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(printable(f"note: {note}"), err=True)
     return EXIT_OK
 
 
