@@ -10,6 +10,10 @@ infer datasets (ask.write_infer_dataset); each job's answers go to its result fi
 as `swift infer --adapters` does; the base model's answers come with the adapter disabled (peft's
 disable_adapter). (ms-swift's per-request AdapterRequest cannot be used: TransformersEngine passes one adapter
 name for a whole batch, which peft refuses.) Greedy, as `swift infer --temperature 0`.
+
+A question with an expected answer gets room for all of it: max_new_tokens, or the expected answer's length in
+this model's tokens plus a margin where that is more. (A 64-token limit cut SmolLM2's Chinese self-introduction,
+about 80 tokens under its English tokenizer, so an exact answer could never match.)
 """
 from __future__ import annotations
 
@@ -20,13 +24,37 @@ import sys
 import time
 
 
-def _requests(path: str, system: str | None, InferRequest) -> list:
-    out = []
+MARGIN = 16  # tokens past an expected answer: enough to show a model that does not stop where it should
+
+
+def _requests(path: str, system: str | None, InferRequest) -> tuple[list, list[str]]:
+    """The requests, and each one's expected answer ("" where there is none)."""
+    out, expected = [], []
     for line in open(path, encoding="utf-8"):
         if line.strip():
-            user = [m for m in json.loads(line)["messages"] if m["role"] == "user"][:1]
+            messages = json.loads(line)["messages"]
+            user = [m for m in messages if m["role"] == "user"][:1]
             out.append(InferRequest(messages=([{"role": "system", "content": system}] if system else []) + user))
-    return out
+            expected.append(next((m["content"] for m in messages if m["role"] == "assistant"), ""))
+    return out, expected
+
+
+def budgets(expected: list[str], count_tokens, floor: int) -> list[int]:
+    """Each question's max_new_tokens: the floor, or room for its expected answer and the margin."""
+    return [max(floor, count_tokens(text) + MARGIN) if text else floor for text in expected]
+
+
+def _infer(engine, requests: list, limits: list[int], RequestConfig) -> list:
+    """Answers in order, one engine call per distinct limit (the floor, and the longest expected answers')."""
+    floor = min(limits, default=0)
+    groups = [[i for i, n in enumerate(limits) if n == floor], [i for i, n in enumerate(limits) if n != floor]]
+    answers: list = [None] * len(requests)
+    for group in groups:
+        if group:
+            config = RequestConfig(max_tokens=max(limits[i] for i in group), temperature=0)
+            for i, response in zip(group, engine.infer([requests[i] for i in group], config, use_tqdm=False)):
+                answers[i] = response
+    return answers
 
 
 def main() -> int:
@@ -51,13 +79,16 @@ def main() -> int:
                                 template_type=spec.get("template"), torch_dtype=dtype, max_batch_size=spec["batch_size"])
     timings["model_load"] = round(time.monotonic() - mark, 2)
     print(f"[swiftkit] model loaded on {engine.model.device}", file=sys.stderr, flush=True)
-    config = RequestConfig(max_tokens=spec["max_new_tokens"], temperature=0)
+    def count_tokens(text: str) -> int:
+        return len(engine.tokenizer.encode(text, add_special_tokens=False))
+
     for job in spec["jobs"]:
         mark = time.monotonic()
-        requests = _requests(job["questions"], spec.get("system"), InferRequest)
+        requests, expected = _requests(job["questions"], spec.get("system"), InferRequest)
+        limits = budgets(expected, count_tokens, spec["max_new_tokens"])
         adapter = job["tuned"]
         with (contextlib.nullcontext() if adapter else engine.model.disable_adapter()):
-            responses = engine.infer(requests, config, use_tqdm=False)
+            responses = _infer(engine, requests, limits, RequestConfig)
         with open(job["result"], "w", encoding="utf-8") as f:
             for request, response in zip(requests, responses):
                 answer = response.choices[0].message.content if response and response.choices else ""
