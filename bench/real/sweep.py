@@ -113,6 +113,7 @@ def main() -> int:
     p.add_argument("--runs", type=Path, default=Path("/tmp/real-runs"))
     p.add_argument("--export", action="append", default=[])
     p.add_argument("--deadline", type=float, default=None)
+    p.add_argument("--export-dtype", action="append", default=[], help="float32 and bfloat16 unless given")
     p.add_argument("--set", dest="extra", action="append", default=[], help="a recipe override for every run")
     p.add_argument("configs", nargs="+")
     a = p.parse_args()
@@ -137,7 +138,7 @@ def main() -> int:
         code, wall = swiftkit("run", str(RECIPE), *common, *sets, log=a.out / f"{name}.txt")
         records = sorted(run_dir.glob("v*/swiftkit-run.json"))
         if name in a.export and records:
-            for dtype in ("float32", "bfloat16"):
+            for dtype in a.export_dtype or ("float32", "bfloat16"):
                 xcode, xwall = swiftkit("export", str(records[-1].parent), "--dtype", dtype,
                                         "--output", str(run_dir / f"merged-{dtype}"),
                                         log=a.out / f"{name}.export-{dtype}.txt")
