@@ -11,9 +11,10 @@ as `swift infer --adapters` does; the base model's answers come with the adapter
 disable_adapter). (ms-swift's per-request AdapterRequest cannot be used: TransformersEngine passes one adapter
 name for a whole batch, which peft refuses.) Greedy, as `swift infer --temperature 0`.
 
-A question with an expected answer gets room for all of it: max_new_tokens, or the expected answer's length in
-this model's tokens plus a margin where that is more. (A 64-token limit cut SmolLM2's Chinese self-introduction,
-about 80 tokens under its English tokenizer, so an exact answer could never match.)
+A question with an expected answer gets room for all of it: max_new_tokens, or the answer's UTF-8 bytes (a bound
+on its tokens under a byte-level tokenizer) plus a margin where that is more, as verify/ask.py gives `swift infer`.
+(A 64-token limit cut SmolLM2's Chinese self-introduction, about 80 tokens under its English tokenizer, so an exact
+answer could never match.)
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import sys
 import time
 
 
-MARGIN = 16  # tokens past an expected answer: enough to show a model that does not stop where it should
+MARGIN = 16  # tokens past an expected answer, enough to show a model that does not stop (verify/ask.py's too)
 
 
 def _requests(path: str, system: str | None, InferRequest) -> tuple[list, list[str]]:
@@ -39,9 +40,9 @@ def _requests(path: str, system: str | None, InferRequest) -> tuple[list, list[s
     return out, expected
 
 
-def budgets(expected: list[str], count_tokens, floor: int) -> list[int]:
+def budgets(expected: list[str], floor: int) -> list[int]:
     """Each question's max_new_tokens: the floor, or room for its expected answer and the margin."""
-    return [max(floor, count_tokens(text) + MARGIN) if text else floor for text in expected]
+    return [max(floor, len(text.encode("utf-8")) + MARGIN) if text else floor for text in expected]
 
 
 def _infer(engine, requests: list, limits: list[int], RequestConfig) -> list:
@@ -79,13 +80,10 @@ def main() -> int:
                                 template_type=spec.get("template"), torch_dtype=dtype, max_batch_size=spec["batch_size"])
     timings["model_load"] = round(time.monotonic() - mark, 2)
     print(f"[swiftkit] model loaded on {engine.model.device}", file=sys.stderr, flush=True)
-    def count_tokens(text: str) -> int:
-        return len(engine.tokenizer.encode(text, add_special_tokens=False))
-
     for job in spec["jobs"]:
         mark = time.monotonic()
         requests, expected = _requests(job["questions"], spec.get("system"), InferRequest)
-        limits = budgets(expected, count_tokens, spec["max_new_tokens"])
+        limits = budgets(expected, spec["max_new_tokens"])
         adapter = job["tuned"]
         with (contextlib.nullcontext() if adapter else engine.model.disable_adapter()):
             responses = _infer(engine, requests, limits, RequestConfig)

@@ -76,11 +76,23 @@ def read_answers(result_path: Path) -> dict[str, str]:
     return answers
 
 
+ANSWER_MARGIN = 16  # tokens past the longest expected answer (child/answer_worker.py gives the same)
+
+
+def room_for(rows: list[dict], floor: int) -> int:
+    """max_new_tokens for one `swift infer` of `rows`: the floor, or room for the longest expected answer. swift
+    infer has one limit for all and no tokenizer here: a byte-level tokenizer spends at most one token a UTF-8
+    byte, so the answer's bytes bound its tokens (the answer worker counts them with the model's tokenizer)."""
+    longest = max((len(r["expected"].encode("utf-8")) for r in rows if r.get("expected")), default=0)
+    return max(floor, longest + ANSWER_MARGIN) if longest else floor
+
+
 def ask(ref: ModelRef, catalog: Catalog, rows: list[dict], folder: Path, *, max_new_tokens: int, batch_size: int,
         name: str = "answers", cache: bool = False) -> Asked:
     """Answers to `rows` (each with `query`, maybe `expected`) from `ref`, greedy; files go in `folder`.
 
     With `cache`, answers of the same model (by content), questions and settings are reused."""
+    max_new_tokens = room_for(rows, max_new_tokens)
     key = _cache_key(ref, rows, max_new_tokens) if cache else None
     cached = _read_cache(key) if key else None
     if cached is not None:

@@ -8,8 +8,8 @@ from swiftkit.child.answer_worker import MARGIN, _infer, budgets
 
 
 def test_an_expected_answer_longer_than_the_limit_gets_room_for_all_of_it():
-    words = len  # one token a character
-    assert budgets(["", "short", "x" * 100], words, 64) == [64, 64, 100 + MARGIN]
+    # a UTF-8 byte at most one token: 30 Chinese characters are 90 bytes
+    assert budgets(["", "short", "x" * 100, "我" * 30], 64) == [64, 64, 100 + MARGIN, 90 + MARGIN]
 
 
 @dataclass
