@@ -76,36 +76,11 @@ def read_answers(result_path: Path) -> dict[str, str]:
     return answers
 
 
-ANSWER_MARGIN = 16  # tokens past the longest expected answer (child/answer_worker.py gives the same)
-
-
-def room_for(rows: list[dict], floor: int) -> int:
-    """max_new_tokens for `rows`: the floor, or room for the longest expected answer. No tokenizer here: a
-    byte-level tokenizer spends at most one token a UTF-8 byte, so the answer's bytes bound its tokens."""
-    longest = max((len(r["expected"].encode("utf-8")) for r in rows if r.get("expected")), default=0)
-    return max(floor, longest + ANSWER_MARGIN) if longest else floor
-
-
 def ask(ref: ModelRef, catalog: Catalog, rows: list[dict], folder: Path, *, max_new_tokens: int, batch_size: int,
         name: str = "answers", cache: bool = False) -> Asked:
     """Answers to `rows` (each with `query`, maybe `expected`) from `ref`, greedy; files go in `folder`.
 
-    Questions whose expected answer needs more than `max_new_tokens` are asked in a second `swift infer` with
-    room for it, as the answer worker does; the others keep the limit that the base model's answers had.
     With `cache`, answers of the same model (by content), questions and settings are reused."""
-    longer = [r for r in rows if room_for([r], max_new_tokens) > max_new_tokens]
-    if not longer or len(longer) == len(rows):
-        return _ask_one(ref, catalog, rows, folder, room_for(rows, max_new_tokens), batch_size, name, cache)
-    rest = [r for r in rows if room_for([r], max_new_tokens) == max_new_tokens]
-    first = _ask_one(ref, catalog, rest, folder, max_new_tokens, batch_size, name, cache)
-    second = _ask_one(ref, catalog, longer, folder, room_for(longer, max_new_tokens), batch_size, f"{name}-long",
-                      cache)
-    return Asked({**first.answers, **second.answers}, first.log_path, first.wall_seconds + second.wall_seconds,
-                 cached=first.cached and second.cached, phases=first.phases)
-
-
-def _ask_one(ref: ModelRef, catalog: Catalog, rows: list[dict], folder: Path, max_new_tokens: int, batch_size: int,
-             name: str, cache: bool) -> Asked:
     key = _cache_key(ref, rows, max_new_tokens) if cache else None
     cached = _read_cache(key) if key else None
     if cached is not None:

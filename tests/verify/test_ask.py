@@ -61,9 +61,3 @@ def test_one_engine_answers_as_two_swift_infers_do(demo_run, catalog, tmp_path):
     assert "Swift-Robot" in a.answers["你是谁？"] and a.answers != b.answers
     assert a.phases["model_load"] > 0 and b.phases["generation"] > 0
 
-
-def test_swift_infer_gets_room_for_the_longest_expected_answer():
-    from swiftkit.verify.ask import ANSWER_MARGIN, room_for
-    assert room_for([{"query": "q"}], 64) == 64
-    assert room_for([{"query": "q", "expected": "short"}], 64) == 64
-    assert room_for([{"query": "q", "expected": "我" * 30}, {"query": "r"}], 64) == 90 + ANSWER_MARGIN
