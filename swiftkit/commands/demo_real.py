@@ -21,6 +21,7 @@ from swiftkit.errors import UserError, printable
 from swiftkit.flags.catalog import load_catalog
 from swiftkit.gguf import fetch
 from swiftkit.results import targets
+from swiftkit.results.checkpoints import find_runs
 from swiftkit.verify.ask import AskFailed, ask
 
 REAL_RECIPE = paths.RECIPES_DIR / "real-identity.yaml"
@@ -52,10 +53,11 @@ def base_answers(source: Path, system: str | None, folder: Path) -> dict[str, st
 
 def tuned_answers(output_dir: Path) -> dict[str, str]:
     """What the trained model answered to QUESTIONS in the run's verification (the newest run)."""
-    records = sorted(output_dir.glob(f"v*/{targets.RECORD_NAME}"), key=lambda p: p.stat().st_mtime)
-    if not records:
+    runs = [r for r in find_runs(output_dir) if (r.path / targets.RECORD_NAME).is_file()]
+    if not runs:
         return {}
-    results = (json.loads(records[-1].read_text(encoding="utf-8")).get("verification") or {}).get("results") or []
+    record = runs[-1].path / targets.RECORD_NAME
+    results = (json.loads(record.read_text(encoding="utf-8")).get("verification") or {}).get("results") or []
     return {r["query"]: r.get("answer") or "" for r in results if r.get("query") in QUESTIONS}
 
 

@@ -27,7 +27,7 @@ def test_an_unknown_model_is_a_clear_error_naming_the_known_ones(tmp_path):
 
 def test_the_tuned_answers_come_from_the_newest_runs_verification(tmp_path):
     for n, answer in ((0, "old"), (1, "new")):
-        run = tmp_path / f"v{n}-2026"
+        run = tmp_path / f"v{n}-20261202-01000{n}"
         run.mkdir()
         results = [{"query": q, "answer": f"{answer} {q}"} for q in QUESTIONS] + [{"query": "other", "answer": "x"}]
         (run / "swiftkit-run.json").write_text(json.dumps({"verification": {"results": results}}), encoding="utf-8")
