@@ -9,6 +9,7 @@ from pathlib import Path
 from swiftkit.errors import Problem, UserError, choice_fix, nearby_name
 from swiftkit.flags.catalog import Catalog
 from swiftkit.gguf import convert as converting
+from swiftkit.gguf import fetch
 from swiftkit.gguf.header import convertible, plan_config, read_header, summary
 from swiftkit.recipe.models import LoadedRecipe
 
@@ -38,14 +39,21 @@ def is_gguf(path: Path) -> bool:
     return path.suffix.lower() == ".gguf"
 
 
+def missing_fix(path: Path) -> str:
+    known = next((name for name, m in fetch.KNOWN.items() if m.filename.lower() == path.name.lower()), None)
+    if known:  # the bundled real-identity recipe names the file that demo --real fetches
+        return (f"this is the known model {known}: `swiftkit demo --real` fetches and trains it, or run with "
+                f"--set model.id=\"$(swiftkit convert {known})\"")
+    guess = nearby_name(path)
+    return f"did you mean '{guess}'?" if guess else "check the path (it is relative to the recipe)"
+
+
 def check_gguf(loaded: LoadedRecipe, path: Path, catalog: Catalog, model_type: str | None, template: str | None,
                problems: list[Problem], notes: list[str]) -> tuple[str, str | None, str | None, GgufSource | None]:
     """(the dir to train, model_type, template, the source) with problems added for what cannot work."""
     p = loaded.problem
     if not path.is_file():
-        guess = nearby_name(path)
-        problems.append(p(f"GGUF file not found: {path}", KEY, f"did you mean '{guess}'?" if guess else
-                          "check the path (it is relative to the recipe)"))
+        problems.append(p(f"GGUF file not found: {path}", KEY, missing_fix(path)))
         return str(path), model_type, template, None
     try:
         header = read_header(path)

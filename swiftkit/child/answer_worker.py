@@ -11,9 +11,12 @@ as `swift infer --adapters` does; the base model's answers come with the adapter
 disable_adapter). (ms-swift's per-request AdapterRequest cannot be used: TransformersEngine passes one adapter
 name for a whole batch, which peft refuses.) Greedy, as `swift infer --temperature 0`.
 
-A question with an expected answer gets room for all of it: max_new_tokens, or the answer's UTF-8 bytes (a bound
-on its tokens under a byte-level tokenizer) plus a margin where that is more. (A 64-token limit cut SmolLM2's
-Chinese self-introduction, about 80 tokens under its English tokenizer, so an exact answer could never match.)
+A question with an expected answer gets room for all of it: max_new_tokens, or the answer's tokens under the
+model's own tokenizer (its UTF-8 bytes where there is none: a bound under a byte-level tokenizer) plus a margin
+where that is more. (A 64-token limit cut SmolLM2's Chinese self-introduction, about 80 tokens under its English
+tokenizer, so an exact answer could never match; bytes gave Qwen's tokenizer, about one token a Chinese
+character, three times the room it needs, which a model that does not stop spends.) Limits are rounded up to
+powers of two and each is one engine call, so a long answer does not give every question its room.
 `swift infer` (verify/ask.py, for merged exports) keeps one limit for all: a second call with that room took
 10 minutes for SmolLM2's 92 identity probes on two cores, against 75 s for everything at 64 tokens.
 """
@@ -41,21 +44,32 @@ def _requests(path: str, system: str | None, InferRequest) -> tuple[list, list[s
     return out, expected
 
 
-def budgets(expected: list[str], floor: int) -> list[int]:
-    """Each question's max_new_tokens: the floor, or room for its expected answer and the margin."""
-    return [max(floor, len(text.encode("utf-8")) + MARGIN) if text else floor for text in expected]
+def budgets(expected: list[str], floor: int, count=None) -> list[int]:
+    """Each question's max_new_tokens: the floor, or room for its expected answer and the margin, rounded up to
+    a power of two. `count` gives a text's tokens (the model's tokenizer); without it, its UTF-8 bytes."""
+    count = count or (lambda text: len(text.encode("utf-8")))
+    return [max(floor, _power_of_two(count(text) + MARGIN)) if text else floor for text in expected]
+
+
+def _power_of_two(n: int) -> int:
+    return 1 << max(0, n - 1).bit_length()
+
+
+def _token_counter(engine):
+    tokenizer = getattr(engine, "tokenizer", None)
+    if tokenizer is None or not callable(getattr(tokenizer, "encode", None)):
+        return None
+    return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
 
 
 def _infer(engine, requests: list, limits: list[int], RequestConfig) -> list:
-    """Answers in order, one engine call per distinct limit (the floor, and the longest expected answers')."""
-    floor = min(limits, default=0)
-    groups = [[i for i, n in enumerate(limits) if n == floor], [i for i, n in enumerate(limits) if n != floor]]
+    """Answers in order, one engine call per distinct limit, shortest first."""
     answers: list = [None] * len(requests)
-    for group in groups:
-        if group:
-            config = RequestConfig(max_tokens=max(limits[i] for i in group), temperature=0)
-            for i, response in zip(group, engine.infer([requests[i] for i in group], config, use_tqdm=False)):
-                answers[i] = response
+    for limit in sorted(set(limits)):
+        group = [i for i, n in enumerate(limits) if n == limit]
+        config = RequestConfig(max_tokens=limit, temperature=0)
+        for i, response in zip(group, engine.infer([requests[i] for i in group], config, use_tqdm=False)):
+            answers[i] = response
     return answers
 
 
@@ -81,10 +95,11 @@ def main() -> int:
                                 template_type=spec.get("template"), torch_dtype=dtype, max_batch_size=spec["batch_size"])
     timings["model_load"] = round(time.monotonic() - mark, 2)
     print(f"[swiftkit] model loaded on {engine.model.device}", file=sys.stderr, flush=True)
+    count = _token_counter(engine)
     for job in spec["jobs"]:
         mark = time.monotonic()
         requests, expected = _requests(job["questions"], spec.get("system"), InferRequest)
-        limits = budgets(expected, spec["max_new_tokens"])
+        limits = budgets(expected, spec["max_new_tokens"], count)
         adapter = job["tuned"]
         with (contextlib.nullcontext() if adapter else engine.model.disable_adapter()):
             responses = _infer(engine, requests, limits, RequestConfig)

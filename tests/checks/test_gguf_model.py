@@ -2,6 +2,8 @@
 template detected or asked for, the converted dir named as the model ms-swift trains."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from conftest import run_cli
@@ -51,3 +53,10 @@ def test_a_missing_gguf_is_named_with_a_guess(write, tmp_path):
     write_gguf(tmp_path / "smol.gguf", name="SmolLM2 135M Instruct")
     code, text = validate(write, "smoll.gguf")
     assert code == 2 and f"GGUF file not found: {tmp_path / 'smoll.gguf'}" in text and "did you mean 'smol.gguf'?" in text
+
+
+def test_the_bundled_real_recipe_says_how_to_get_its_model():
+    code, out, err = run_cli("validate", str(Path(__file__).parents[2] / "recipes" / "real-identity.yaml"))
+    assert code == 2 and "GGUF file not found" in err and "Traceback" not in err
+    assert "known model smollm2-135m-instruct" in err and "swiftkit demo --real" in err
+    assert 'model.id="$(swiftkit convert smollm2-135m-instruct)"' in err

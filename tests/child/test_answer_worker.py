@@ -4,12 +4,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from swiftkit.child.answer_worker import MARGIN, _infer, budgets
+from swiftkit.child.answer_worker import MARGIN, _infer, _token_counter, budgets
 
 
 def test_an_expected_answer_longer_than_the_limit_gets_room_for_all_of_it():
-    # a UTF-8 byte at most one token: 30 Chinese characters are 90 bytes
-    assert budgets(["", "short", "x" * 100, "我" * 30], 64) == [64, 64, 100 + MARGIN, 90 + MARGIN]
+    # without a tokenizer a UTF-8 byte is at most one token: 30 Chinese characters are 90 bytes; limits are
+    # rounded up to powers of two
+    assert MARGIN == 16
+    assert budgets(["", "short", "x" * 100, "我" * 30], 64) == [64, 64, 128, 128]
+    assert budgets(["x" * 113, "x" * 112], 64) == [256, 128]
+
+
+def test_the_model_tokenizer_counts_where_there_is_one():
+    per_character = len  # a tokenizer with one token a character (Qwen's, about, for Chinese)
+    assert budgets(["我" * 30, "我" * 60], 64, per_character) == [64, 128]
+
+
+def test_the_engine_tokenizer_is_used_without_special_tokens():
+    class Tokenizer:
+        def encode(self, text, add_special_tokens=True):
+            return list(text) + (["<bos>"] if add_special_tokens else [])
+
+    class WithTokenizer:
+        tokenizer = Tokenizer()
+
+    assert _token_counter(WithTokenizer())("abc") == 3
+    assert _token_counter(object()) is None
 
 
 @dataclass
@@ -27,11 +47,11 @@ class Engine:
         return [f"{r}@{config.max_tokens}" for r in requests]
 
 
-def test_answers_come_back_in_order_with_one_call_per_limit():
+def test_answers_come_back_in_order_with_one_call_per_limit_shortest_first():
     engine = Engine()
-    answers = _infer(engine, ["a", "b", "c", "d"], [64, 90, 64, 120], Config)
-    assert answers == ["a@64", "b@120", "c@64", "d@120"]
-    assert engine.calls == [(["a", "c"], 64), (["b", "d"], 120)]
+    answers = _infer(engine, ["a", "b", "c", "d"], [64, 256, 64, 128], Config)
+    assert answers == ["a@64", "b@256", "c@64", "d@128"]
+    assert engine.calls == [(["a", "c"], 64), (["d"], 128), (["b"], 256)]
 
 
 def test_all_at_the_floor_is_one_call():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -79,6 +80,7 @@ def test_the_sha256_of_an_unchanged_file_is_remembered(tmp_path, monkeypatch):
 def converted(smollm2_gguf):  # noqa: F811 - the fixture imported above
     """SmolLM2 converted for real (float32), after leftovers of a stopped conversion were planted where it goes."""
     entry = paths.cache_dir() / "gguf" / f"{KNOWN['smollm2-135m-instruct'].sha256}-float32"
+    shutil.rmtree(entry, ignore_errors=True)  # an earlier test's finished conversion: planting over it would spoil it
     dead = entry / ".SmolLM2-135M-Instruct.staging-dead" / "SmolLM2-135M-Instruct"
     unmarked = entry / "SmolLM2-135M-Instruct"  # renamed into place, killed before its marker
     for folder in (dead, unmarked):
