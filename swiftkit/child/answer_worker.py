@@ -3,9 +3,10 @@ tuned model's, loading the model once (a `swift infer` a model costs a whole ms-
 imports on an H200 host: bench/results/gpu-speed).
 
 argv[1] is a JSON spec, or, started early with no argument (verify.prewarm), the worker imports ms-swift while
-training runs and then reads the spec as one line on stdin. The spec: model, model_type, template, dtype, system, max_new_tokens, batch_size, timings (a
-path), adapter (PATH), and jobs: [{"tuned": bool, "questions": PATH, "result": PATH}]. Questions are swift
-infer datasets (ask.write_infer_dataset); each job's answers go to its result file as swift infer writes them
+training runs and then reads the spec as one line on stdin. The spec: model, model_type, template, dtype,
+max_new_tokens, batch_size, timings (a path), adapter (PATH), and jobs: [{"tuned": bool, "questions": PATH,
+"result": PATH}]. Questions are swift infer datasets (ask.write_infer_dataset: each row its own system prompt,
+or none for the template's default, and its turns); each job's answers go to its result file as swift infer writes them
 (`messages` and `response`), so ask.read_answers reads both alike. The engine loads the base with the adapter,
 as `swift infer --adapters` does; the base model's answers come with the adapter disabled (peft's
 disable_adapter). (ms-swift's per-request AdapterRequest cannot be used: TransformersEngine passes one adapter
@@ -32,15 +33,19 @@ import time
 MARGIN = 16  # tokens past an expected answer, enough to show a model that does not stop
 
 
-def _requests(path: str, system: str | None, InferRequest) -> tuple[list, list[str]]:
-    """The requests, and each one's expected answer ("" where there is none)."""
+def _requests(path: str, InferRequest, system: str | None = None) -> tuple[list, list[str]]:
+    """The requests (each row's prompt as written: its system prompt or none, its turns), and each one's
+    expected answer (the trailing assistant turn; "" where there is none). `system`: a spec's own system prompt
+    for rows without one (a spec written before rows carried theirs)."""
     out, expected = [], []
     for line in open(path, encoding="utf-8"):
         if line.strip():
             messages = json.loads(line)["messages"]
-            user = [m for m in messages if m["role"] == "user"][:1]
-            out.append(InferRequest(messages=([{"role": "system", "content": system}] if system else []) + user))
-            expected.append(next((m["content"] for m in messages if m["role"] == "assistant"), ""))
+            label = messages.pop()["content"] if messages and messages[-1]["role"] == "assistant" else ""
+            if system and not any(m["role"] == "system" for m in messages):
+                messages.insert(0, {"role": "system", "content": system})
+            out.append(InferRequest(messages=messages))
+            expected.append(label)
     return out, expected
 
 
@@ -98,7 +103,7 @@ def main() -> int:
     count = _token_counter(engine)
     for job in spec["jobs"]:
         mark = time.monotonic()
-        requests, expected = _requests(job["questions"], spec.get("system"), InferRequest)
+        requests, expected = _requests(job["questions"], InferRequest, spec.get("system"))
         limits = budgets(expected, spec["max_new_tokens"], count)
         adapter = job["tuned"]
         with (contextlib.nullcontext() if adapter else engine.model.disable_adapter()):

@@ -78,6 +78,9 @@ def catalog() -> dict:
         "verbs": {verb: {"options": _options(verb)} for verb in VERBS},
         "model_types": _models(),
         "templates": sorted(TEMPLATE_MAPPING),
+        # the system prompt a template sends when a request has none (qwen2_5: "You are Qwen, ...")
+        "default_systems": {name: meta.default_system for name, meta in TEMPLATE_MAPPING.items()
+                            if isinstance(getattr(meta, "default_system", None), str)},
         "tuners": sorted(get_supported_tuners()),
         "schedulers": sorted(s.value for s in SchedulerType),
     }

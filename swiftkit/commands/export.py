@@ -29,7 +29,7 @@ from swiftkit.results.record import read_record, write_record
 from swiftkit.results.weightfiles import check_model_dir
 from swiftkit.run.progress import Reporter, make_reporter
 from swiftkit.verify import verification
-from swiftkit.verify.ask import AskFailed, ask
+from swiftkit.verify.ask import AskFailed, ask, row_key
 from swiftkit.verify.retention import similarity
 
 # Lines of swift export worth showing while it works (the rest goes to the log).
@@ -245,7 +245,7 @@ def _verify(t: targets.Target, ref: ModelRef, staging: Path, info: exports.Expor
             work: Path, reporter: Reporter) -> int:
     settings = t.recipe.verify if t.recipe else VerifySection()
     identity_probes = t.data_dir / "identity.probes.jsonl" if t.data_dir else None
-    probes = verification.load(settings.model_copy(update={"retention": True}), identity_probes, None).rows()
+    probes = verification.load(settings.model_copy(update={"retention": True}), identity_probes, None).main_rows()
     merged = ModelRef(str(staging), None, ref.model_type, ref.template, ref.dtype, ref.system, ref.env)
     reporter.say(f"swiftkit: checking the merged model against base + adapter on {len(probes)} probes")
     start = time.monotonic()
@@ -256,13 +256,14 @@ def _verify(t: targets.Target, ref: ModelRef, staging: Path, info: exports.Expor
     except AskFailed as failed:
         reporter.say(f"swiftkit: could not check the export: {failed}")
         return failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE
-    same = [r for r in probes if r["query"] in adapter and answers.get(r["query"]) == adapter[r["query"]]]
+    keys = [row_key(r) for r in probes]
+    same = [k for k in keys if k in adapter and answers.get(k) == adapter[k]]
     info.probes, info.agreement = len(probes), round(len(same) / len(probes), 4) if probes else None
     info.min_agreement = (t.recipe.export.min_agreement if t.recipe else None) or default_min_agreement(ref.dtype)
-    info.similarity = round(sum(similarity(answers.get(r["query"], ""), adapter.get(r["query"], ""))
-                                for r in probes) / len(probes), 4) if probes else None
-    info.disagreements = [{"query": r["query"], "adapter": adapter.get(r["query"]), "merged": answers.get(r["query"])}
-                          for r in probes if r not in same][:5]
+    info.similarity = round(sum(similarity(answers.get(k, ""), adapter.get(k, "")) for k in keys) / len(probes),
+                            4) if probes else None
+    info.disagreements = [{"query": r["query"], "adapter": adapter.get(k), "merged": answers.get(k)}
+                          for r, k in zip(probes, keys) if k not in same][:5]
     info.verified = info.agreement is not None and info.agreement >= info.min_agreement
     info.seconds["verify"] = round(time.monotonic() - start, 2)
     reporter.say(f"  same greedy answer as base + adapter: {len(same)}/{len(probes)} ({info.agreement:.1%}; "

@@ -125,7 +125,10 @@ def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, iden
                 prewarmed: Prewarmed | None = None) -> int:
     """Ask the trained model the identity and general probes; judge against verify.min_score / min_retention."""
     r, record, reporter = checked.loaded.recipe, session.record, session.reporter
-    probes = verification.load(r.verify, identity.probes_path if identity else None, checked.general_probes)
+    template = checked.catalog.template_of(checked.plan.model_type, checked.plan.template)
+    probes = verification.load(r.verify, identity.probes_path if identity else None, checked.general_probes,
+                               identity=r.identity, train_system=r.train.system, template=template,
+                               default_system=checked.catalog.default_system(template))
     if not probes.rows():
         reporter.say("swiftkit: nothing to verify (no identity dataset, no verify.probes, retention off)")
         return EXIT_OK
@@ -140,7 +143,7 @@ def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, iden
         reporter.say(f"swiftkit: verification failed: {failed}")
         return failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE
     record.verification = {**(v.card.to_dict() if v.card else {}), "min_score": r.verify.min_score,
-                           "answers": str(v.answers_path), "seconds": v.seconds, "phases": v.phases}
+                           **v.extra(), "answers": str(v.answers_path), "seconds": v.seconds, "phases": v.phases}
     record.retention = {**v.retention.to_dict(), "min_retention": r.verify.min_retention,
                         "eval_loss": held_out_loss(record.summary)} if v.retention else None
     if record.retention and record.retention["eval_loss"]:

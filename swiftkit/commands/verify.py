@@ -24,7 +24,12 @@ def verify(target: str, *, general_probes: str | None = None, retention: bool = 
         settings = settings.model_copy(update={"min_retention": min_retention})
     identity_probes = t.data_dir / "identity.probes.jsonl" if t.data_dir else None
     general = Path(general_probes).resolve() if general_probes else t.general_probes
-    probes = verification.load(settings, identity_probes, general)
+    catalog = load_catalog()
+    ref = t.ref()
+    template = catalog.template_of(ref.model_type, ref.template)
+    probes = verification.load(settings, identity_probes, general, identity=t.recipe.identity if t.recipe else None,
+                               train_system=ref.system, template=template,
+                               default_system=catalog.default_system(template))
     if not probes.rows():
         raise UserError.one(f"nothing to verify {t.path} with: no identity probes (no run record beside it) "
                             "and retention is off", fix="drop --no-retention, or verify a checkpoint of a swiftkit run")
@@ -32,7 +37,7 @@ def verify(target: str, *, general_probes: str | None = None, retention: bool = 
     # answers beside the model, never inside it: an export's files are what its marker vouches for
     folder = t.path.parent / f"{t.path.name}.verify" if t.kind in ("export", "model") else t.path.parent / "verify" / t.path.name
     try:
-        v = verification.verify_model(t.ref(), t.base_ref(), load_catalog(), probes, folder, settings=settings,
+        v = verification.verify_model(ref, t.base_ref(), catalog, probes, folder, settings=settings,
                                       identity=t.recipe.identity if t.recipe else None, say=reporter.say)
     except AskFailed as failed:
         reporter.say(f"swiftkit: verification failed: {failed}")
@@ -52,6 +57,6 @@ def _record(t: targets.Target, v: verification.Verified) -> None:
     record = read_record(t.record_path)
     entry = {"target": str(t.path), "kind": t.kind, "answers": str(v.answers_path), "seconds": v.seconds,
              "scorecard": v.card.to_dict() if v.card else None, "retention": v.retention.to_dict() if v.retention
-             else None, "failures": v.failures}
+             else None, **v.extra(), "failures": v.failures}
     record.extra.setdefault("verifications", []).append(entry)
     write_record(t.record_path, record)

@@ -74,6 +74,17 @@ class Catalog:
     def templates(self) -> list[str]:
         return self.data["templates"]
 
+    def default_system(self, template: str | None) -> str | None:
+        """The system prompt `template` sends when a request has none (None: it sends none)."""
+        return self.data.get("default_systems", {}).get(template) if template else None
+
+    def template_of(self, model_type: str | None, template: str | None) -> str | None:
+        """The template a model is used with: the one given, else its model_type's only one."""
+        if template or not model_type:
+            return template
+        choices = self.model_types().get(model_type, {}).get("templates") or []
+        return choices[0] if len(choices) == 1 else None
+
     @property
     def tuners(self) -> list[str]:
         return self.data["tuners"]
@@ -108,7 +119,9 @@ def load_catalog(*, refresh: bool = False) -> Catalog:
     path = cache_path(version)
     if not refresh:
         try:
-            return Catalog(json.loads(path.read_text(encoding="utf-8")))
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if "default_systems" in data:  # else written before templates' default systems were read
+                return Catalog(data)
         except (OSError, ValueError):
             pass
     data = build_catalog()

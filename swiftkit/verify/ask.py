@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from swiftkit import paths
@@ -27,7 +27,7 @@ from swiftkit.run.phases import infer_clock
 
 @dataclass(frozen=True)
 class Asked:
-    answers: dict[str, str]  # question -> answer
+    answers: dict[str, str]  # row_key (the question, unless a row has a key) -> answer
     log_path: Path | None
     wall_seconds: float
     cached: bool = False
@@ -47,13 +47,42 @@ class AskFailed(Exception):
                 "diagnosis": asdict(self.diagnosis) if self.diagnosis else None}
 
 
-def write_infer_dataset(rows: list[dict], path: Path) -> Path:
-    """swift infer input: the question, and the expected answer as the label where there is one."""
+NO_SYSTEM = None  # a row's "system" set to this: no system message, so the template's own default applies
+
+
+def prompt_messages(row: dict, system: str | None) -> list[dict]:
+    """What a row sends: its system prompt (the row's own "system" where it has that key, else `system`; none
+    at all where that is None), then its turns (`messages`, a conversation ending with the user's question) or
+    its `query`."""
+    chosen = row["system"] if "system" in row else system
+    turns = row.get("messages") or [{"role": "user", "content": row["query"]}]
+    return ([{"role": "system", "content": chosen}] if chosen is not None else []) + [dict(m) for m in turns]
+
+
+def prompt_key(messages: list[dict]) -> str:
+    """The key of an asked prompt: the question itself for one user turn, else the whole prompt as JSON. An
+    answer (a trailing assistant turn, as swift infer's result rows end) is not part of it."""
+    turns = list(messages)
+    while turns and turns[-1].get("role") == "assistant":
+        turns.pop()
+    if len(turns) == 1 and turns[0].get("role") == "user":
+        return turns[0]["content"]
+    return json.dumps([[m.get("role"), m.get("content")] for m in turns], ensure_ascii=False)
+
+
+def row_key(row: dict) -> str:
+    """How answers to a row are keyed in what `ask` returns: its `key`, else its question."""
+    return row.get("key") or row["query"]
+
+
+def write_infer_dataset(rows: list[dict], path: Path, system: str | None = None) -> Path:
+    """swift infer input: each row's prompt (prompt_messages), and the expected answer as the label where
+    there is one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
-            messages = [{"role": "user", "content": row["query"]}]
+            messages = prompt_messages(row, system)
             if row.get("expected"):
                 messages.append({"role": "assistant", "content": row["expected"]})
             f.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
@@ -62,7 +91,7 @@ def write_infer_dataset(rows: list[dict], path: Path) -> Path:
 
 
 def read_answers(result_path: Path) -> dict[str, str]:
-    """query -> response from swift infer's result JSONL (rows carry `messages` and `response`)."""
+    """prompt_key -> response from swift infer's result JSONL (rows carry `messages` and `response`)."""
     answers: dict[str, str] = {}
     if not result_path.is_file():
         return answers
@@ -70,10 +99,20 @@ def read_answers(result_path: Path) -> dict[str, str]:
         if not line.strip():
             continue
         row = json.loads(line)
-        user = next((m["content"] for m in row.get("messages", []) if m.get("role") == "user"), None)
-        if user is not None:
-            answers[user] = row.get("response") or ""
+        messages = row.get("messages") or []
+        if any(m.get("role") == "user" for m in messages):
+            answers[prompt_key(messages)] = row.get("response") or ""
     return answers
+
+
+def keyed(rows: list[dict], system: str | None, by_prompt: dict[str, str]) -> dict[str, str]:
+    """Answers by row_key, from answers by prompt_key; rows with no answer are left out."""
+    out = {}
+    for row in rows:
+        key = prompt_key(prompt_messages(row, system))
+        if key in by_prompt:
+            out[row_key(row)] = by_prompt[key]
+    return out
 
 
 def ask(ref: ModelRef, catalog: Catalog, rows: list[dict], folder: Path, *, max_new_tokens: int, batch_size: int,
@@ -85,18 +124,19 @@ def ask(ref: ModelRef, catalog: Catalog, rows: list[dict], folder: Path, *, max_
     cached = _read_cache(key) if key else None
     if cached is not None:
         return Asked(cached, None, 0.0, cached=True)
-    dataset = write_infer_dataset(rows, folder / f"{name}.questions.jsonl")
+    dataset = write_infer_dataset(rows, folder / f"{name}.questions.jsonl", ref.system)
     result = folder / f"{name}.jsonl"
     result.unlink(missing_ok=True)  # swift infer appends to an existing result file
-    inv = render_infer(ref, catalog, val_dataset=dataset, result_path=result, max_new_tokens=max_new_tokens,
-                       batch_size=batch_size, swift=paths.swift_command())
+    # each row carries its system prompt (or none, for the template's default), so no --system
+    inv = render_infer(replace(ref, system=None), catalog, val_dataset=dataset, result_path=result,
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, swift=paths.swift_command())
     clock, started = infer_clock(), time.monotonic()
     finished = supervise(inv.argv, inv.env, folder / f"{name}.log",
                          lambda line: clock.line(time.monotonic() - started, line))
     if finished.returncode != 0:
         diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
         raise AskFailed(finished.returncode, diagnosis, finished.log_path)
-    answers = read_answers(result)
+    answers = keyed(rows, ref.system, read_answers(result))
     if key:
         _write_cache(key, answers)
     return Asked(answers, finished.log_path, finished.wall_seconds, phases=clock.durations(finished.wall_seconds))
@@ -152,11 +192,11 @@ def ask_both(tuned: ModelRef, base: ModelRef, tuned_rows: list[dict], base_rows:
         result = folder / f"{name}.jsonl"
         result.unlink(missing_ok=True)
         jobs.append({"tuned": ref.adapter is not None, "result": str(result),
-                     "questions": str(write_infer_dataset(rows, folder / f"{name}.questions.jsonl"))})
+                     "questions": str(write_infer_dataset(rows, folder / f"{name}.questions.jsonl", ref.system))})
     timings_path = folder / "answers-shared.timings.json"
-    spec = {"model": base.model, "adapter": str(tuned.adapter), "model_type": base.model_type, "template": base.template, "dtype": base.dtype,
-            "system": base.system, "max_new_tokens": max_new_tokens, "batch_size": batch_size, "jobs": jobs,
-            "timings": str(timings_path)}
+    spec = {"model": base.model, "adapter": str(tuned.adapter), "model_type": base.model_type,
+            "template": base.template, "dtype": base.dtype, "max_new_tokens": max_new_tokens,
+            "batch_size": batch_size, "jobs": jobs, "timings": str(timings_path)}
     if prewarmed is not None:
         code, tail, log_path, wall = _answer_prewarmed(prewarmed, spec)
         if code != 0:
@@ -170,7 +210,8 @@ def ask_both(tuned: ModelRef, base: ModelRef, tuned_rows: list[dict], base_rows:
         log_path, wall = finished.log_path, finished.wall_seconds
     timings = json.loads(timings_path.read_text(encoding="utf-8"))
     shared = {k: timings.get(k, 0.0) for k in ("start", "model_load")}
-    answers = [read_answers(Path(job["result"])) for job in jobs]
+    answers = [keyed(rows, ref.system, read_answers(Path(job["result"])))
+               for job, (_, ref, rows) in zip(jobs, pairs)]
     tuned_asked = Asked(answers[0], log_path, wall, phases={**shared, "generation": timings.get("generation_tuned", 0.0)})
     if not base_rows:
         return tuned_asked, None
@@ -199,8 +240,8 @@ def _cache_key(ref: ModelRef, rows: list[dict], max_new_tokens: int) -> str | No
     if ref.adapter is not None:
         return None  # a tuned model's answers are asked fresh
     blob = json.dumps({"model": fingerprint(ref.model), "type": ref.model_type, "template": ref.template,
-                       "dtype": ref.dtype, "system": ref.system, "max_new_tokens": max_new_tokens,
-                       "questions": [r["query"] for r in rows]}, sort_keys=True, ensure_ascii=False)
+                       "dtype": ref.dtype, "max_new_tokens": max_new_tokens,
+                       "prompts": [prompt_messages(r, ref.system) for r in rows]}, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -17,10 +17,20 @@ from swiftkit.recipe.models import Probe
 BASE_IDENTITY_MARKERS = ("Qwen", "qwen", "通义", "千问", "Alibaba", "阿里", "Tongyi")
 
 
+def claims_base(answer: str) -> bool:
+    return any(m in answer for m in BASE_IDENTITY_MARKERS)
+
+
+def clip(text: str, n: int = 90) -> str:
+    """An answer on one line, cut to n characters, for a table."""
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
 @dataclass
 class ProbeResult:
     id: str
-    split: str  # train | heldout | custom
+    split: str  # train | heldout | challenge | custom
     lang: str
     query: str
     expected: str
@@ -43,6 +53,8 @@ class Scorecard:
     heldout_author_hits: int = 0
     answered: int = 0
     base_claims: int = 0
+    challenge: int = 0  # the user insists on another identity, or asks after unrelated turns
+    challenge_held: int = 0
     custom: int = 0
     custom_passed: int = 0
     missing: int = 0
@@ -87,7 +99,7 @@ def _norm(text: str) -> str:
 def score(rows: list[dict], answers: dict[str, str], name: dict[str, str], author: dict[str, str]) -> Scorecard:
     card = Scorecard()
     for row in rows:
-        answer = answers.get(row["query"])
+        answer = answers.get(row.get("key") or row["query"])
         if answer is None:
             card.missing += 1
             answer = ""
@@ -100,7 +112,7 @@ def score(rows: list[dict], answers: dict[str, str], name: dict[str, str], autho
 def _score_one(card: Scorecard, row: dict, answer: str, name: dict, author: dict) -> ProbeResult:
     expected, split, lang = row["expected"], row["split"], row["lang"]
     exact = bool(expected) and _norm(answer) == _norm(expected)
-    claims = any(m in answer for m in BASE_IDENTITY_MARKERS)
+    claims = claims_base(answer)
     card.base_claims += claims
     name_hit = author_hit = None
     n, a = name.get(lang, ""), author.get(lang, "")
@@ -119,6 +131,11 @@ def _score_one(card: Scorecard, row: dict, answer: str, name: dict, author: dict
             card.heldout_author += 1
             card.heldout_author_hits += author_hit
         passed = name_hit is not False and author_hit is not False and not claims
+    elif split == "challenge":
+        card.challenge += 1
+        name_hit = bool(n) and n in answer
+        passed = name_hit and not claims
+        card.challenge_held += passed
     else:
         card.custom += 1
         passed = all(s in answer for s in row["expect"]) and not any(s in answer for s in row["reject"])
@@ -136,6 +153,8 @@ def format_table(card: Scorecard) -> str:
              f"  {'name in answer, held-out probes':40} {_rate(card.heldout_name_hits, card.heldout_name)}",
              f"  {'author in answer, held-out probes':40} {_rate(card.heldout_author_hits, card.heldout_author)}",
              f"  {'answers claiming the base identity':40} {_rate(card.base_claims, card.answered)}"]
+    if card.challenge:
+        lines.append(f"  {'identity holds, challenges + later turns':40} {_rate(card.challenge_held, card.challenge)}")
     if card.custom:
         lines.append(f"  {'recipe probes passed':40} {_rate(card.custom_passed, card.custom)}")
     if card.missing:

@@ -15,30 +15,60 @@ from swiftkit.flags.catalog import Catalog
 from swiftkit.paths import bundled_general_probes
 from swiftkit.recipe.models import Identity, VerifySection
 from swiftkit.render import ModelRef
-from swiftkit.verify import scorecard as sc
-from swiftkit.verify.ask import Asked, Prewarmed, ask, ask_both, cached_answers, can_share_engine
+from swiftkit.datasets.challenges import bundled_challenges, load_challenges
 from swiftkit.datasets.probes import load_probes
+from swiftkit.verify import bleed as spills
+from swiftkit.verify import scorecard as sc
+from swiftkit.verify import systems
+from swiftkit.verify.ask import Asked, Prewarmed, ask, ask_both, cached_answers, can_share_engine, row_key
 from swiftkit.verify.retention import Retention, compare, format_retention
 
 
 @dataclass
 class Probes:
-    identity: list[dict] = field(default_factory=list)  # scorecard rows (trained, held-out, recipe probes)
+    identity: list[dict] = field(default_factory=list)  # scorecard rows (trained, held-out, challenges, recipe probes)
     general: list[dict] = field(default_factory=list)  # retention rows
+    prompts: list[systems.SystemPrompt] = field(default_factory=list)  # more system prompts the identity is asked under
+    notes: list[str] = field(default_factory=list)
+
+    def under_prompts(self) -> list[tuple[systems.SystemPrompt, list[dict]]]:
+        return [(p, systems.rows_under(p, self.identity)) for p in self.prompts]
+
+    def main_rows(self) -> list[dict]:
+        """Everything asked under the recipe's system prompt, each prompt once."""
+        return _unique(self.identity + self.general)
 
     def rows(self) -> list[dict]:
-        """Everything to ask, each question once."""
-        seen, out = set(), []
-        for row in self.identity + self.general:
-            if row["query"] not in seen:
-                seen.add(row["query"])
-                out.append(row)
-        return out
+        """Everything to ask, each prompt once."""
+        return _unique(self.identity + self.general + [r for _, rows in self.under_prompts() for r in rows])
 
 
-def load(settings: VerifySection, identity_probes: Path | None, general_path: Path | None) -> Probes:
+def _unique(rows: list[dict]) -> list[dict]:
+    seen, out = set(), []
+    for row in rows:
+        if row_key(row) not in seen:
+            seen.add(row_key(row))
+            out.append(row)
+    return out
+
+
+def load(settings: VerifySection, identity_probes: Path | None, general_path: Path | None, *,
+         identity: Identity | None = None, train_system: str | None = None, template: str | None = None,
+         default_system: str | None = None) -> Probes:
+    """The probes to verify with. The challenges and the other system prompts come with an identity to hold
+    (its name and author, and identity probes to ask)."""
     general = load_probes(general_path or bundled_general_probes()) if settings.retention else []
-    return Probes(sc.probe_rows(identity_probes, settings.probes), general)
+    rows = sc.probe_rows(identity_probes, settings.probes)
+    probes = Probes(rows, general)
+    if identity is None or not any(r["split"] in ("train", "heldout") for r in rows):
+        return probes
+    name, author = identity.name.model_dump(), identity.author.model_dump()
+    if settings.challenges:
+        probes.identity += [{**r, "key": f"challenge\x1f{r['id']}"}
+                            for r in load_challenges(bundled_challenges(), name, author)]
+    probes.prompts, probes.notes = systems.system_prompts(settings.system_prompts, train_system, template,
+                                                          default_system, settings.custom_system)
+    return probes
 
 
 @dataclass
@@ -50,6 +80,15 @@ class Verified:
     failures: list[str]  # thresholds the model missed, in words
     seconds: float
     phases: dict[str, dict | str | None] = field(default_factory=dict)  # per swift infer: seconds per phase
+    holds: list[systems.Hold] | None = None  # the identity under the recipe's system prompt, then the others
+    bleed: spills.Spill | None = None
+    leaks: spills.Spill | None = None
+
+    def extra(self) -> dict:
+        """What the run record keeps beside the scorecard."""
+        return {"system_prompts": [h.to_dict() for h in self.holds or []],
+                "bleed": self.bleed.to_dict() if self.bleed else None,
+                "leaks": self.leaks.to_dict() if self.leaks else None}
 
 
 def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probes: Probes, folder: Path, *,
@@ -59,9 +98,13 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
     during training (verify.prewarm), used where one engine can answer."""
     start = time.monotonic()
     rows = probes.rows()
-    kinds = [f"{len(probes.identity)} identity" if probes.identity else "", f"{len(probes.general)} general"
-             if probes.general else ""]
-    say(f"swiftkit: verifying {tuned.label} with {' and '.join(k for k in kinds if k)} probes")
+    under = probes.under_prompts()
+    kinds = [f"{len(probes.identity)} identity" if probes.identity else "",
+             f"{sum(len(r) for _, r in under)} under {len(under)} more system prompts" if under else "",
+             f"{len(probes.general)} general" if probes.general else ""]
+    say(f"swiftkit: verifying {tuned.label} with {', '.join(k for k in kinds if k)} probes")
+    for note in probes.notes:
+        say(f"  ({note})")
     card = retention = base_asked = None
     want_base = bool(probes.general) and base is not None
     engine_base = base if base is not None else replace(tuned, adapter=None)
@@ -90,6 +133,14 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
         if settings.min_score is not None and (card.score or 0.0) < settings.min_score:
             failures.append(f"verification score {card.score or 0:.0%} is below verify.min_score "
                             f"{settings.min_score:.0%}: the identity did not take")
+    holds = reference = None
+    if identity and under:
+        name, author = identity.name.model_dump(), identity.author.model_dump()
+        reference = systems.score_hold(systems.recipe_prompt(tuned.system), systems.identity_rows(probes.identity),
+                                       asked.answers, name, author)
+        holds = [systems.score_hold(p, r, asked.answers, name, author) for p, r in under]
+        say(systems.format_holds(holds, reference, settings.min_hold))
+        failures += hold_failures(holds, reference, settings)
     if want_base:
         if base_asked is None:
             base_asked = ask(base, catalog, probes.general, folder,  # type: ignore[arg-type]
@@ -100,10 +151,39 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
         if settings.min_retention is not None and retention.score < settings.min_retention:
             failures.append(f"retention {retention.score:.2f} is below verify.min_retention "
                             f"{settings.min_retention:.2f}: the tune changed the model's general answers")
+    bled = spills.bleed(probes.general, base_asked.answers, asked.answers, spills.identity_words(
+        identity.name.model_dump(), identity.author.model_dump())) if identity and base_asked else None
+    leaked = spills.leaks(asked.answers, base_asked.answers if base_asked else None)
+    say(spills.format_spills(bled, leaked, settings.max_bleed))
+    failures += spill_failures(bled, leaked, settings)
     shared = base_asked is not None and base_asked.log_path is not None and base_asked.log_path == asked.log_path
     phases = {"tuned": asked.phases, "base": "cached" if base_asked and base_asked.cached else
               (base_asked.phases if base_asked else None), "engine": "shared" if shared else
               "answer worker" if in_worker else "swift infer",
               "engine_seconds": asked.wall_seconds}
     return Verified(card, retention, asked.answers, folder / "answers.jsonl", failures,
-                    round(time.monotonic() - start, 2), phases)
+                    round(time.monotonic() - start, 2), phases, [reference, *holds] if holds else None, bled, leaked)
+
+
+def hold_failures(holds: list[systems.Hold], reference: systems.Hold, settings: VerifySection) -> list[str]:
+    """The identity must hold under the template's default system prompt as under the recipe's, unless the
+    recipe says why it need not."""
+    out = []
+    for h in holds:
+        if h.name == "default" and settings.default_may_revert is None and systems.reverts(h, reference, settings.min_hold):
+            out.append(f"the identity holds in {h.rate:.0%} of identity probes under {h.shown}, against "
+                       f"{reference.rate:.0%} under the recipe's (verify.min_hold {settings.min_hold:.0%} of it): "
+                       "clients that send no system prompt get another identity (train under the default too, "
+                       "or set verify.default_may_revert: REASON)")
+    return out
+
+
+def spill_failures(bled: spills.Spill | None, leaked: spills.Spill, settings: VerifySection) -> list[str]:
+    out = []
+    if bled and bled.rate is not None and settings.max_bleed is not None and bled.rate > settings.max_bleed:
+        out.append(f"{bled.rate:.0%} of general answers mention the identity where the base model's did not, "
+                   f"above verify.max_bleed {settings.max_bleed:.0%}: the identity bleeds into unrelated answers")
+    if settings.max_leaks is not None and leaked.hits > settings.max_leaks:
+        out.append(f"{leaked.hits} answers show unrendered template markers (verify.max_leaks "
+                   f"{settings.max_leaks}): check the identity template's variables")
+    return out
