@@ -143,7 +143,8 @@ def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, iden
         reporter.say(f"swiftkit: verification failed: {failed}")
         return failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE
     record.verification = {**(v.card.to_dict() if v.card else {}), "min_score": r.verify.min_score,
-                           **v.extra(), "answers": str(v.answers_path), "seconds": v.seconds, "phases": v.phases}
+                           **v.extra(), "failures": v.failures, "answers": str(v.answers_path),
+                           "seconds": v.seconds, "phases": v.phases}
     record.retention = {**v.retention.to_dict(), "min_retention": r.verify.min_retention,
                         "eval_loss": held_out_loss(record.summary)} if v.retention else None
     if record.retention and record.retention["eval_loss"]:

@@ -179,6 +179,9 @@ def verification_problems(r: dict) -> list[str]:
             and v["score"] < v["min_score"]:
         out.append(f"exact answers on trained probes {v['score']:.0%} < verify.min_score {v['min_score']:.0%}: "
                    "the identity did not take")
+    for failure in v.get("failures") or []:  # what verification itself said (system prompts, bleed, leaks)
+        if isinstance(failure, str) and "verify.min_score" not in failure and "verify.min_retention" not in failure:
+            out.append(failure)
     if isinstance(ret.get("min_retention"), (int, float)) and ret.get("score", 1) < ret["min_retention"]:
         out.append(f"retention {ret['score']:.2f} < verify.min_retention {ret['min_retention']:.2f}: the tune "
                    "changed the model's general answers")

@@ -17,6 +17,8 @@ from swiftkit.report.html import esc, figure, gib, note, num, pairs, ratio, seco
 
 SPLITS = (("train", "Trained probes", "exact answer expected"),
           ("heldout", "Held-out probes", "paraphrases never trained: the name and author must appear"),
+          ("challenge", "Challenges and later turns", "the user insists on another identity, or asks after "
+           "unrelated turns: the name must stay"),
           ("custom", "Recipe probes", "verify.probes: expected words present, rejected words absent"))
 NEGATIVE_KIND = "base_model"  # "are you Qwen / GPT-4 / made by Alibaba Cloud?": the answer must say no
 
@@ -84,6 +86,18 @@ def scorecard(r: dict) -> str:
                ("name in answer, held-out probes", ratio(v.get("heldout_name_hits"), v.get("heldout_name"))),
                ("author in answer, held-out probes", ratio(v.get("heldout_author_hits"), v.get("heldout_author"))),
                ("answers claiming the base identity", ratio(v.get("base_claims"), v.get("answered")))]
+    if v.get("challenge"):
+        summary.append(("identity holds, challenges + later turns", ratio(v.get("challenge_held"), v.get("challenge"))))
+    for h in v.get("system_prompts") or []:
+        if isinstance(h, dict):
+            summary.append((f"identity holds, {h.get('name')} system prompt",
+                            f"{ratio(h.get('held'), h.get('eligible'))} <small>{esc(h.get('shown'))}</small>"))
+    for key, label in (("bleed", "identity in general answers (bleed)"), ("leaks", "unrendered template markers")):
+        spill = v.get(key)
+        if isinstance(spill, dict) and spill.get("asked"):
+            worst = "".join(f"<br><small>{esc(w.get('query'))} → {esc(w.get('answer'))}</small>"
+                            for w in spill.get("worst") or [] if isinstance(w, dict))
+            summary.append((label, ratio(spill.get("hits"), spill.get("asked")) + worst))
     if v.get("custom"):
         summary.append(("recipe probes passed", ratio(v.get("custom_passed"), v.get("custom"))))
     if v.get("missing"):

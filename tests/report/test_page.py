@@ -223,6 +223,27 @@ def test_scorecard_shows_every_probe_with_its_answer_beside_the_expected_one(aft
     assert f"Trained probes: {passed}/{v['trained']} pass" in scorecard
 
 
+def test_system_prompts_bleed_and_leaks_are_on_the_page_with_the_failures(after_training) -> None:
+    _, record = after_training
+    record = copy.deepcopy(record)
+    v = record["verification"]
+    v["system_prompts"] = [
+        {"name": "recipe", "shown": "train.system: 'You are a helpful assistant.'", "eligible": 60, "held": 60},
+        {"name": "default", "shown": "no system prompt (qwen2_5's default: 'You are Qwen, <b>created</b>')",
+         "eligible": 60, "held": 12}]
+    v["bleed"] = {"asked": 120, "hits": 30, "worst": [{"query": "12乘以7等于多少？", "answer": "我是Swift-Robot。84"}]}
+    v["leaks"] = {"asked": 212, "hits": 0, "worst": []}
+    v["failures"] = ["the identity holds in 20% of identity probes under no system prompt (qwen2_5's default)"]
+    page = render_report(RunInput(record, {}))
+    scorecard = text_of(section_of(page, "scorecard"))
+    assert "identity holds, recipe system prompt 60/60 (100%)" in scorecard
+    assert "identity holds, default system prompt 12/60 (20%) no system prompt (qwen2_5's default" in scorecard
+    assert "<b>created</b>" not in page  # the template's text is escaped
+    assert "identity in general answers (bleed) 30/120 (25%) 12乘以7等于多少？ → 我是Swift-Robot。84" in scorecard
+    assert "unrendered template markers 0/212 (0%)" in scorecard
+    assert "the identity holds in 20% of identity probes under no system prompt" in text_of(section_of(page, "outcome"))
+
+
 def test_retention_by_category_and_what_changed_most(after_training) -> None:
     page, record = after_training
     ret = record["retention"]
