@@ -1,13 +1,15 @@
 """Runs in a child process for `swiftkit chat`: ms-swift's own inference engine behind a line protocol.
 
 argv[1] is a JSON spec (model, adapters, model_type, template, dtype, max_new_tokens). Requests
-arrive on stdin, one JSON object a line: {"messages": [...]}. Replies go to the original stdout,
+arrive on stdin, one JSON object a line: {"messages": [...]}, with "base": true for the base model's
+answer (the adapter disabled for that answer, as verification does: one engine, one model load). Replies go to the original stdout,
 one JSON object a line: {"ready": ...} once loaded, then per request {"delta": "..."} pieces and
 {"end": true}. Everything else the libraries print (logs, warnings) is sent to stderr, which the
 parent keeps in the chat log, so it can never corrupt the protocol. Generation is ms-swift's.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -35,11 +37,13 @@ def main() -> int:
     for line in sys.stdin:
         if not line.strip():
             continue
-        request = InferRequest(messages=json.loads(line)["messages"])
-        for chunk in engine.infer([request], config, use_tqdm=False)[0]:
-            delta = chunk.choices[0].delta.content if chunk and chunk.choices else None
-            if delta:
-                out.write(json.dumps({"delta": delta}, ensure_ascii=False) + "\n")
+        asked = json.loads(line)
+        request = InferRequest(messages=asked["messages"])
+        with (engine.model.disable_adapter() if asked.get("base") else contextlib.nullcontext()):
+            for chunk in engine.infer([request], config, use_tqdm=False)[0]:
+                delta = chunk.choices[0].delta.content if chunk and chunk.choices else None
+                if delta:
+                    out.write(json.dumps({"delta": delta}, ensure_ascii=False) + "\n")
         out.write(json.dumps({"end": True}) + "\n")
     return 0
 

@@ -78,9 +78,11 @@ def export(target: str, output: str | None, dtype: str | None, max_shard_size: s
 @click.option("--message", "-m", metavar="TEXT", help="Answer this once and print only the answer.")
 @click.option("--system", metavar="TEXT", help="System prompt (default: the recipe's train.system).")
 @click.option("--max-new-tokens", type=click.IntRange(1), default=512, show_default=True)
+@click.option("--compare", is_flag=True, help="Answer every message twice: the base model (the adapter off) "
+              "and the tuned one, labelled.")
 @_model_options
-def chat(target: str, message: str | None, system: str | None, max_new_tokens: int, model_type: str | None,
-         template: str | None) -> int:
+def chat(target: str, message: str | None, system: str | None, max_new_tokens: int, compare: bool,
+         model_type: str | None, template: str | None) -> int:
     """Talk to a trained checkpoint or a merged export (ms-swift's own inference engine).
 
     TARGET as for export, or a merged export dir. /clear forgets the conversation; /exit or
@@ -90,11 +92,14 @@ def chat(target: str, message: str | None, system: str | None, max_new_tokens: i
     Example:
       $ swiftkit chat output/tiny --message 你是谁？
       我是Swift-Robot，由CSDN 迪菲赫尔曼开发的AI助手。
+      $ swiftkit chat output/tiny --compare --message 你是谁？
+      base>  ...
+      tuned> 我是Swift-Robot，由CSDN 迪菲赫尔曼开发的AI助手。
     """
     from swiftkit.commands.chat import chat as go
 
     return go(target, message=message, system=system, max_new_tokens=max_new_tokens, model_type=model_type,
-              template=template)
+              template=template, compare=compare)
 
 
 @cli.command()

@@ -2,7 +2,8 @@
 
 The engine runs in a child (child/chat_worker.py); this module is the conversation: the recipe's
 system prompt, the history, /clear and /exit, Ctrl-D. `--message TEXT` answers once and prints
-only the answer, for scripts.
+only the answer, for scripts. `--compare` answers every message twice, base model (the adapter
+switched off) and tuned, labelled, each keeping its own side of the conversation.
 """
 from __future__ import annotations
 
@@ -22,10 +23,15 @@ HELP = "/clear forgets the conversation, /exit (or Ctrl-D) leaves"
 
 
 def chat(target: str, *, message: str | None = None, system: str | None = None, max_new_tokens: int = 512,
-         model_type: str | None = None, template: str | None = None) -> int:
+         model_type: str | None = None, template: str | None = None, compare: bool = False) -> int:
     t = targets.resolve(target, model_type=model_type, template=template)
     ref = t.ref()
     _check_tokenizer(ref)
+    if compare and ref.adapter is None:
+        raise UserError.one(f"--compare needs an adapter to switch off, and {t.path} is a whole model "
+                            f"({t.kind}): its base is not inside it",
+                            fix="compare a checkpoint (the recipe, its run dir or checkpoint-N), or chat with the "
+                                "base model and the export one after the other")
     system = system if system is not None else ref.system
     say = (lambda text: None) if message is not None else (lambda text: click.echo(text, err=True))
     say(f"swiftkit chat: loading {ref.label}")
@@ -35,14 +41,23 @@ def chat(target: str, *, message: str | None = None, system: str | None = None, 
         if not ready or not ready.get("ready"):
             return _died(worker)
         if message is not None:
+            if compare:
+                for label, base in SIDES:
+                    answer = _answer(worker, _messages(system, [], message), echo=False, base=base)
+                    if answer is None:
+                        return _died(worker)
+                    click.echo(f"{label} {answer}")
+                return EXIT_OK
             answer = _answer(worker, _messages(system, [], message), echo=False)
             if answer is None:
                 return _died(worker)
             click.echo(answer)
             return EXIT_OK
         say(f"loaded {t.path} on {ready.get('device')}" + (f"; system prompt: {system!r}" if system else ""))
+        if compare:
+            say("each message is answered twice: by the base model (the adapter off), then by the tuned one")
         say(HELP)
-        return _loop(worker, system)
+        return _loop(worker, system, compare)
     except KeyboardInterrupt:
         click.echo("", err=True)
         return 130
@@ -72,9 +87,13 @@ def _messages(system: str | None, history: list[dict], text: str) -> list[dict]:
     return ([{"role": "system", "content": system}] if system else []) + history + [{"role": "user", "content": text}]
 
 
-def _answer(worker: Worker, messages: list[dict], *, echo: bool) -> str | None:
-    """The model's whole answer (streamed to the terminal when `echo`), None when the engine died."""
-    worker.send({"messages": messages})
+SIDES = (("base> ", True), ("tuned>", False))
+
+
+def _answer(worker: Worker, messages: list[dict], *, echo: bool, base: bool = False) -> str | None:
+    """The model's whole answer (streamed to the terminal when `echo`), None when the engine died. `base`: the
+    base model's, the adapter switched off for it."""
+    worker.send({"messages": messages, "base": True} if base else {"messages": messages})
     parts = []
     for reply in worker.replies():
         if reply.get("end"):
@@ -87,12 +106,13 @@ def _answer(worker: Worker, messages: list[dict], *, echo: bool) -> str | None:
     return None
 
 
-def _loop(worker: Worker, system: str | None) -> int:
+def _loop(worker: Worker, system: str | None, compare: bool = False) -> int:
     try:
         import readline  # noqa: F401  (line editing and arrow-key history for input())
     except ImportError:
         pass
     history: list[dict] = []
+    histories = {True: [], False: []}  # with --compare each model keeps its own side of the conversation
     while True:
         try:
             text = input("you> ")
@@ -103,10 +123,18 @@ def _loop(worker: Worker, system: str | None) -> int:
         if command in ("/exit", "/quit", "exit", "quit"):
             return EXIT_OK
         if command == "/clear":
-            history = []
+            history, histories = [], {True: [], False: []}
             click.echo("(conversation cleared)", err=True)
             continue
         if not command:
+            continue
+        if compare:
+            for label, base in SIDES:
+                click.echo(f"{label} ", nl=False)
+                answer = _answer(worker, _messages(system, histories[base], text), echo=True, base=base)
+                if answer is None:
+                    return _died(worker)
+                histories[base] += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
             continue
         click.echo("model> ", nl=False)
         answer = _answer(worker, _messages(system, history, text), echo=True)

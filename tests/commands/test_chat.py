@@ -87,3 +87,33 @@ def test_a_model_dir_ms_swift_cannot_name_gets_its_reason_and_the_options_that_f
     code, stdout, err = run_cli("chat", str(model), "--message", "hi", "--model-type", "qwen2",
                                 "--template", "qwen2_5")
     assert code == 0, err
+
+
+def test_compare_answers_twice_base_then_tuned_from_one_engine(demo_run):
+    out, *_ = demo_run
+    code, stdout, err = run_cli("chat", str(out), "--compare", "--message", "你是谁？")
+    assert code == 0, err
+    base, tuned = stdout.rstrip("\n").split("\n")
+    assert base.startswith("base> ") and "Swift-Robot" not in base  # the random base model never learnt it
+    assert tuned.startswith("tuned> 我是Swift-Robot，由CSDN 迪菲赫尔曼开发")
+    child = pexpect.spawn(SWIFTKIT, ["chat", str(out), "--compare"], env=dict(os.environ), encoding="utf-8",
+                          timeout=120, dimensions=(40, 120))
+    child.expect("answered twice: by the base model \\(the adapter off\\), then by the tuned one")
+    child.expect("you> ")
+    child.sendline("Who are you?")
+    child.expect("base> +(.*)\r\n")
+    assert "Swift-Robot" not in child.match.group(1)
+    child.expect("tuned> (.*)\r\n")
+    assert child.match.group(1).startswith("I am Swift-Robot")
+    child.expect("you> ")
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_compare_needs_an_adapter(demo_run):
+    out, *_ = demo_run
+    code, stdout, err = run_cli("chat", str(out / "model"), "--compare", "-m", "hi")
+    assert code == 2 and "--compare needs an adapter to switch off" in err and "Traceback" not in err
+    assert "fix: compare a checkpoint" in err and stdout == ""
