@@ -47,6 +47,7 @@ class Checked:
     holdout: Holdout | None = None  # general rows kept out of training for eval loss
     general_probes: Path | None = None  # verify.general_probes resolved (None: the bundled set)
     gguf: GgufSource | None = None  # model.id named a .gguf file: where plan.model's weights come from
+    identity_systems: list[str | None] | None = None  # identity.train_systems as the rows' system prompts
 
 
 def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[str] | None = None,
@@ -75,11 +76,30 @@ def check(path: Path | str, *, catalog: Catalog | None = None, overrides: list[s
                 deepspeed_config=loaded.paths.deepspeed_config, fsdp_config=loaded.paths.fsdp_config)
     probes = loaded.paths.general_probes
     checked = Checked(loaded, plan, catalog, notes, reports, identity_template, held, probes, gguf)
+    checked.identity_systems = identity_systems(loaded, catalog, model_type, template, problems)
     problems += check_general_probes(loaded, probes)
     problems += check_flags(checked)
     if problems:
         raise UserError(problems, headline=f"{loaded.path}: {len(problems)} problem(s); nothing was run")
     return checked
+
+
+def identity_systems(loaded: LoadedRecipe, catalog: Catalog, model_type: str | None, template: str | None,
+                     problems: list[Problem]) -> list[str | None] | None:
+    """identity.train_systems as the train rows' system prompts: recipe -> none in the row (train.system
+    applies), default -> the template's own text ("" where it has none, which is what a request without a
+    system prompt gets)."""
+    ident = loaded.recipe.identity
+    if ident is None or ident.train_systems == ["recipe"]:
+        return None
+    known = catalog.template_of(model_type, template)
+    if known is None:
+        problems.append(loaded.problem("identity.train_systems: default needs the model's chat template, and it "
+                                       "could not be told from the model", ("identity", "train_systems"),
+                                       "set model.template (a Qwen2.5 model uses qwen2_5)"))
+        return None
+    default = catalog.default_system(known) or ""
+    return [None if name == "recipe" else default for name in ident.train_systems]
 
 
 # -- cross-field -------------------------------------------------------------------------------

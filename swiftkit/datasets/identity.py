@@ -225,10 +225,16 @@ def write_atomic(target: Path, data: bytes) -> None:
         raise
 
 
-def render_identity(template_path: Path, out_dir: Path, *, name: dict[str, str],
-                    author: dict[str, str]) -> IdentityFiles:
+def _system(text: str | None) -> list[dict]:
+    return [] if text is None else [{"role": "system", "content": text}]
+
+
+def render_identity(template_path: Path, out_dir: Path, *, name: dict[str, str], author: dict[str, str],
+                    systems: list[str | None] | None = None) -> IdentityFiles:
     """Render the identity template for one name/author ('zh'/'en' forms) into a training file (train
-    rows, ms-swift messages format) and a probes file (all rows, rendered, for verification)."""
+    rows, ms-swift messages format) and a probes file (all rows, rendered, for verification). `systems`: the
+    system prompt of each train row in turn (None: none in the row, so train.system applies; "": an empty
+    one, which ms-swift's templates leave out)."""
     template_path, out_dir = Path(template_path), Path(out_dir)
     rows = _render_rows(template_path, name, author)
     train_path, probes_path = out_dir / IDENTITY_TRAIN_FILE, out_dir / IDENTITY_PROBES_FILE
@@ -237,8 +243,10 @@ def render_identity(template_path: Path, out_dir: Path, *, name: dict[str, str],
             raise UserError([Problem("the output would overwrite the identity template", file=str(template_path),
                                      fix="render into another directory")])
     train = [r for r in rows if r["split"] == "train"]
-    train_bytes = _jsonl({"messages": [{"role": "user", "content": r["query"]},
-                                       {"role": "assistant", "content": r["response"]}]} for r in train)
+    turns = systems or [None]
+    train_bytes = _jsonl({"messages": _system(turns[i % len(turns)]) + [
+        {"role": "user", "content": r["query"]}, {"role": "assistant", "content": r["response"]}]}
+        for i, r in enumerate(train))
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(train_path, train_bytes)
     write_atomic(probes_path, _jsonl({k: r[k] for k in IDENTITY_FIELDS} for r in rows))

@@ -75,6 +75,11 @@ class Identity(Strict):
     name: LocalizedText
     author: LocalizedText
     template: str | None = Field(None, description="A self-cognition template (JSONL); default: the bundled one")
+    train_systems: list[Literal["recipe", "default"]] = Field(
+        ["recipe"], min_length=1, description="The system prompts the identity rows are trained under, in turn "
+        "(row 1 the first, row 2 the second, ...): recipe (train.system), default (the template's own, what a "
+        "request without a system prompt gets: qwen2_5's 'You are Qwen, ...'). [recipe, default]: the "
+        "identity holds when a client sends no system prompt")
 
 
 class DatasetEntry(Strict):

@@ -37,7 +37,7 @@ def prepare_data(checked: Checked):
     if checked.identity_template is None or ident is None:
         return None
     return render_identity(checked.identity_template, checked.plan.data_dir, name=ident.name.model_dump(),
-                           author=ident.author.model_dump())
+                           author=ident.author.model_dump(), systems=checked.identity_systems)
 
 
 def new_record(checked: Checked, identity: IdentityFiles | None) -> RunRecord:

@@ -204,3 +204,27 @@ def test_override_errors_point_at_the_command_line(tmp_path, catalog):
     assert code == 2
     assert "command line (--set): train.epochs: expected a number, got 'abc'" in err
     assert "command line (--set): lora.rnak: unknown key 'rnak'" in err
+
+
+def test_training_under_the_template_default_needs_the_template(tmp_path, catalog):
+    text = RECIPE.replace("  author: Test Team\n", "  author: Test Team\n  train_systems: [recipe, default]\n")
+    hub = text.replace("  id: model\n  model_type: qwen2\n  template: qwen2_5\n", "  id: Qwen/Qwen2.5-7B-Instruct\n")
+    assert hub != text
+    err = validate_fails(tmp_path, hub)
+    assert "identity.train_systems: default needs the model's chat template" in err
+    assert "fix: set model.template (a Qwen2.5 model uses qwen2_5)" in err
+
+
+def test_identity_rows_take_the_system_prompts_in_turn(tmp_path, catalog):
+    from swiftkit.checks.collect import check
+    from swiftkit.run.prepare import prepare_data
+
+    text = RECIPE.replace("  author: Test Team\n", "  author: Test Team\n  train_systems: [recipe, default]\n")
+    checked = check(project(tmp_path, text), catalog=catalog)
+    qwen = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+    assert checked.identity_systems == [None, qwen]
+    files = prepare_data(checked)
+    rows = [json.loads(line)["messages"] for line in files.train_path.read_text(encoding="utf-8").splitlines()]
+    assert rows[0][0]["role"] == "user"  # train.system applies (swift sft --system)
+    assert rows[1][0] == {"role": "system", "content": qwen} and rows[1][1]["role"] == "user"
+    assert sum(1 for r in rows if r[0]["role"] == "system") == len(rows) // 2
