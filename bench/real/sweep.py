@@ -9,6 +9,8 @@ A CONFIG is a name that spells its settings, e.g. `lr1e-3-ep10`, `lr2e-3-ep3-b8`
   bN     train.effective_batch_size (default 16, the seed's)
   rN     lora.rank (alpha stays 4 x rank, the seed's ratio)
   mixN   N of the bundled written general rows (datasets/general_rows.jsonl) beside the identity rows
+  sysdef the identity rows trained under the recipe's system prompt and the template's default in turn
+         (identity.train_systems: [recipe, default])
 A name may start with `best`: the cheapest configuration so far (fewest rows trained) whose identity took
 (trained probes >= 95 % exact, held-out names and authors >= 90 %, no base-identity claims), e.g. `best-mix300`.
 `--deadline S` starts no run that the slowest run so far says would end after S seconds.
@@ -31,14 +33,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "bench" / "real" / "identity.yaml"
 GENERAL_ROWS = ROOT / "datasets" / "general_rows.jsonl"
-PART = re.compile(r"(lr|ep|s|b|r|mix)([0-9.e-]+?)(?=-(?:lr|ep|s|b|r|mix)[0-9]|$)")
+PART = re.compile(r"(lr|ep|s|b|r|mix)([0-9.e-]+?)(?=-(?:lr|ep|s|b|r|mix)[0-9]|-sysdef|$)|(sysdef)")
 
 
 def overrides_of(name: str) -> list[str]:
     out, seen = [], ""
-    for key, value in PART.findall(name):
-        seen += f"-{key}{value}"
-        if key == "lr":
+    for key, value, flag in PART.findall(name):
+        seen += f"-{key}{value}{flag}"
+        if flag == "sysdef":
+            out.append("identity.train_systems=[recipe, default]")
+        elif key == "lr":
             out.append(f"train.learning_rate={float(value)}")
         elif key == "ep":
             out.append(f"train.epochs={int(value)}")
@@ -65,7 +69,7 @@ def took(row: dict) -> bool:
 
 def cost(row: dict) -> int:
     """Rows trained: steps x batch."""
-    batch = next((int(v) for k, v in PART.findall(row["name"]) if k == "b"), 16)
+    batch = next((int(v) for k, v, _ in PART.findall(row["name"]) if k == "b"), 16)
     return (row["steps"] or 10**9) * batch
 
 
@@ -97,7 +101,12 @@ def row_of(name: str, record: dict, code: int, wall: float) -> dict:
         "exact_rate": round(card["trained_exact"] / card["trained"], 3) if card.get("trained") else None,
         "heldout_name": f"{card.get('heldout_name_hits')}/{card.get('heldout_name')}",
         "heldout_author": f"{card.get('heldout_author_hits')}/{card.get('heldout_author')}",
-        "base_claims": card.get("base_claims"), "retention": ret.get("score"), "retention_exact": ret.get("exact"),
+        "base_claims": card.get("base_claims"),
+        **{f"holds_{h.get('name')}": f"{h.get('held')}/{h.get('eligible')}" for h in card.get("system_prompts") or []},
+        "challenges": f"{card.get('challenge_held')}/{card.get('challenge')}" if card.get("challenge") else None,
+        "bleed": f"{(card.get('bleed') or {}).get('hits')}/{(card.get('bleed') or {}).get('asked')}"
+        if card.get("bleed") else None,
+        "retention": ret.get("score"), "retention_exact": ret.get("exact"),
         "eval_loss": ret.get("eval_loss"),
         "exports": [{"dtype": e.get("dtype"), "agreement": e.get("agreement"), "verified": e.get("verified")}
                     for e in record.get("exports") or []],
@@ -158,7 +167,8 @@ def main() -> int:
 
 def table(rows: list[dict]) -> str:
     cols = ["name", "exit", "steps", "final_loss", "training_s", "verification_s", "wall_s", "trained_exact",
-            "heldout_name", "heldout_author", "base_claims", "retention", "retention_exact", "eval_loss", "exports"]
+            "heldout_name", "heldout_author", "base_claims", "holds_recipe", "holds_default", "holds_custom",
+            "challenges", "bleed", "retention", "retention_exact", "eval_loss", "exports"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []
