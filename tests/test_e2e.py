@@ -28,8 +28,14 @@ def test_demo_succeeds_and_verifies(demo):
     assert ver["heldout"] > 0 and ver["missing"] == 0
     answers = [json.loads(x) for x in Path(ver["answers"]).read_text().splitlines()]
     retention = record["retention"]
-    # every probe was really asked, identity and general in one call
-    assert len(answers) == ver["trained"] + ver["heldout"] + retention["probes"]
+    # every probe was really asked, in one call: identity, challenges, the identity again under the template's
+    # default and an unrelated system prompt, and general
+    prompts = {h["name"]: h for h in ver["system_prompts"]}
+    assert list(prompts) == ["recipe", "default", "custom"] and "qwen2_5's default: 'You are Qwen" in prompts["default"]["shown"]
+    assert ver["challenge"] == 36 and prompts["default"]["eligible"] == prompts["recipe"]["eligible"] > 40
+    again = prompts["default"]["eligible"] + prompts["custom"]["eligible"]
+    assert len(answers) == ver["trained"] + ver["heldout"] + ver["challenge"] + again + retention["probes"]
+    assert ver["leaks"]["hits"] == 0 and ver["bleed"]["asked"] == retention["probes"]
     assert retention["probes"] >= 100 and 0 <= retention["score"] <= 1 and 0 <= retention["exact"] <= 1
     assert set(retention["by_category"]) >= {"arithmetic", "facts", "translation", "code"}
     assert record["summary"]["train_runtime"] > 0 and record["summary"]["final_loss"] is not None

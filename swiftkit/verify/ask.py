@@ -83,7 +83,7 @@ def write_infer_dataset(rows: list[dict], path: Path, system: str | None = None)
     with open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             messages = prompt_messages(row, system)
-            if row.get("expected"):
+            if row.get("expected") and row.get("label", True):  # label False: no room made for it
                 messages.append({"role": "assistant", "content": row["expected"]})
             f.write(json.dumps({"messages": messages}, ensure_ascii=False) + "\n")
     os.replace(tmp, path)

@@ -4,7 +4,8 @@ A tune trained under one system prompt ("You are a helpful assistant.") is used 
 `qwen2_5` template sends "You are Qwen, created by Alibaba Cloud. You are a helpful assistant." when a
 request has none, and so do most clients and servers. Besides the recipe's own prompt (train.system, what
 the main scorecard and verify.min_score judge), the identity probes are asked again under:
-- `default`: no system prompt, so the template's own default applies (named in the scorecard);
+- `default`: what the template sends when a request has none (named in the scorecard), written out: ms-swift
+  loading an adapter makes the prompt it was trained with the default, so leaving it out would not test it;
 - `custom`: an unrelated one (verify.custom_system).
 Under each, an identity probe whose expected answer names the identity holds when the answer names it (and
 the author, where the expected answer does) and claims no base identity; the identity reverts under a prompt
@@ -22,7 +23,7 @@ WORST = 3  # answers shown for a prompt the identity did not hold under
 @dataclass(frozen=True)
 class SystemPrompt:
     name: str  # recipe | default | custom
-    system: str | None  # what is sent; None: no system message (the template's default applies)
+    system: str | None  # what is sent: the template default's text, or "" for none
     shown: str  # how the scorecard names it
 
 
@@ -54,7 +55,9 @@ def system_prompts(names: list[str], train_system: str | None, template: str | N
                 continue
             what = f"{template}'s default: {template_default!r}" if template_default else (
                 f"none ({template} sends no default)" if template else "the template's default")
-            out.append(SystemPrompt("default", None, f"no system prompt ({what})"))
+            # sent as written, never left to the engine: ms-swift loading an adapter takes the system prompt it
+            # was trained with for its default, which would make this the recipe's prompt again
+            out.append(SystemPrompt("default", template_default or "", f"no system prompt ({what})"))
         elif name == "custom":
             if custom == train_system:
                 notes.append("verify.custom_system is the recipe's train.system: nothing more to ask")
@@ -73,13 +76,21 @@ def identity_rows(rows: list[dict]) -> list[dict]:
     return [row for row in rows if row["split"] in ("train", "heldout")]
 
 
+def _names_it(row: dict, name: dict[str, str]) -> bool:
+    n = name.get(row["lang"], "")
+    return bool(n) and n in row["expected"]
+
+
 def key(prompt: SystemPrompt, row: dict) -> str:
     return f"{prompt.name}\x1f{row.get('key') or row['query']}"
 
 
-def rows_under(prompt: SystemPrompt, rows: list[dict]) -> list[dict]:
-    """The trained and held-out identity probes, asked under `prompt`, keyed apart from the main ones."""
-    return [{**row, "system": prompt.system, "key": key(prompt, row)} for row in identity_rows(rows)]
+def rows_under(prompt: SystemPrompt, rows: list[dict], name: dict[str, str]) -> list[dict]:
+    """The trained and held-out identity probes whose answer names the identity (the ones scored), asked under
+    `prompt`, keyed apart from the main ones."""
+    # no room for the whole expected answer: the name and author come in its first words (verify.max_new_tokens)
+    return [{**row, "system": prompt.system, "key": key(prompt, row), "label": False}
+            for row in identity_rows(rows) if _names_it(row, name)]
 
 
 def score_hold(prompt: SystemPrompt, rows: list[dict], answers: dict[str, str], name: dict[str, str],
@@ -87,7 +98,7 @@ def score_hold(prompt: SystemPrompt, rows: list[dict], answers: dict[str, str], 
     hold = Hold(prompt.name, prompt.shown)
     for row in rows:
         n, a = name.get(row["lang"], ""), author.get(row["lang"], "")
-        if not n or n not in row["expected"]:
+        if not _names_it(row, name):
             continue
         answer = answers.get(row.get("key") or row["query"], "")
         claims = claims_base(answer)

@@ -30,9 +30,10 @@ class Probes:
     general: list[dict] = field(default_factory=list)  # retention rows
     prompts: list[systems.SystemPrompt] = field(default_factory=list)  # more system prompts the identity is asked under
     notes: list[str] = field(default_factory=list)
+    name: dict[str, str] = field(default_factory=dict)  # the identity's name by language, for what is asked under them
 
     def under_prompts(self) -> list[tuple[systems.SystemPrompt, list[dict]]]:
-        return [(p, systems.rows_under(p, self.identity)) for p in self.prompts]
+        return [(p, systems.rows_under(p, self.identity, self.name)) for p in self.prompts]
 
     def main_rows(self) -> list[dict]:
         """Everything asked under the recipe's system prompt, each prompt once."""
@@ -66,6 +67,7 @@ def load(settings: VerifySection, identity_probes: Path | None, general_path: Pa
     if settings.challenges:
         probes.identity += [{**r, "key": f"challenge\x1f{r['id']}"}
                             for r in load_challenges(bundled_challenges(), name, author)]
+    probes.name = name
     probes.prompts, probes.notes = systems.system_prompts(settings.system_prompts, train_system, template,
                                                           default_system, settings.custom_system)
     return probes

@@ -37,6 +37,11 @@ def test_each_row_carries_its_system_prompt_or_none():
     assert len(keys) == 3 and "Who are you?" in keys  # one user turn, no system: the question itself
 
 
+def test_a_row_asked_without_room_for_its_expected_answer_has_no_label(tmp_path):
+    path = write_infer_dataset([{"query": "q", "expected": "a long answer", "label": False}], tmp_path / "q.jsonl")
+    assert json.loads(path.read_text())["messages"] == [{"role": "user", "content": "q"}]
+
+
 def test_answers_come_back_by_row_key_whichever_engine_wrote_them(tmp_path):
     rows = [{"query": "Who are you?"}, {"query": "Who are you?", "system": None, "key": "default\x1fWho are you?"}]
     path = write_infer_dataset(rows, tmp_path / "q.jsonl", "Be kind.")

@@ -20,10 +20,11 @@ def prompts(train_system="You are a helpful assistant.", names=("default", "cust
 
 def test_the_template_default_is_named_and_sends_no_system_message():
     (default, custom), notes = prompts()
-    assert default.system is None and "qwen2_5's default" in default.shown and "You are Qwen" in default.shown
+    assert default.system == QWEN_DEFAULT and "qwen2_5's default" in default.shown  # written out, never left
+    assert "You are Qwen" in default.shown
     assert custom.system == "You plan trips." and notes == []
     chatml, _ = systems.system_prompts(["default"], "Be kind.", "chatml", None, "x")
-    assert chatml[0].shown == "no system prompt (none (chatml sends no default))"
+    assert chatml[0].shown == "no system prompt (none (chatml sends no default))" and chatml[0].system == ""
 
 
 def test_a_recipe_that_trains_under_the_default_is_not_asked_twice():
@@ -34,14 +35,14 @@ def test_a_recipe_that_trains_under_the_default_is_not_asked_twice():
 
 def test_rows_under_a_prompt_are_keyed_apart_and_carry_it():
     default = prompts()[0][0]
-    rows = systems.rows_under(default, ROWS)
-    assert [r["id"] for r in rows] == ["name-en-1", "name-zh-1", "cap-en-1"]  # no recipe probes
-    assert all("system" in r and r["system"] is None for r in rows)
-    assert len({r["key"] for r in rows} | {r["query"] for r in ROWS}) == 7
+    rows = systems.rows_under(default, ROWS, NAME)
+    assert [r["id"] for r in rows] == ["name-en-1", "name-zh-1"]  # only those that name it: no recipe probes
+    assert all(r["system"] == QWEN_DEFAULT and r["label"] is False for r in rows)
+    assert len({r["key"] for r in rows} | {r["query"] for r in ROWS}) == 6
 
 
 def answers_for(rows, en, zh):
-    return {rows[0]["key"]: en, rows[1]["key"]: zh, rows[2]["key"]: "I can help."}
+    return {rows[0]["key"]: en, rows[1]["key"]: zh}
 
 
 GOOD = {"Who are you?": "I am Swift-Robot, built by Blue Lab.", "你是谁？": "我是小蓝，由蓝天实验室开发。"}
@@ -53,16 +54,16 @@ def reference(answers=GOOD):
 
 def test_it_holds_when_the_answers_keep_name_and_author():
     default = prompts()[0][0]
-    rows = systems.rows_under(default, ROWS)
+    rows = systems.rows_under(default, ROWS, NAME)
     hold = systems.score_hold(default, rows, answers_for(rows, "I am Swift-Robot, built by Blue Lab.",
                                                         "我是小蓝，蓝天实验室开发的助手。"), NAME, AUTHOR)
-    assert (hold.eligible, hold.held, hold.base_claims, hold.worst) == (2, 2, 0, [])  # cap-en-1 names nobody
+    assert (hold.eligible, hold.held, hold.base_claims, hold.worst) == (2, 2, 0, [])
     assert reference().rate == 1.0 and hold_failures([hold], reference(), VerifySection()) == []
 
 
 def test_it_fails_when_the_default_brings_the_base_identity_back():
     default = prompts()[0][0]
-    rows = systems.rows_under(default, ROWS)
+    rows = systems.rows_under(default, ROWS, NAME)
     hold = systems.score_hold(default, rows, answers_for(rows, "I am Qwen, created by Alibaba Cloud.",
                                                         "我是小蓝。"), NAME, AUTHOR)  # zh: the author is missing
     assert (hold.eligible, hold.held, hold.base_claims) == (2, 0, 1)
@@ -79,7 +80,7 @@ def test_it_fails_when_the_default_brings_the_base_identity_back():
 
 def test_a_tune_that_did_not_take_is_not_called_a_revert():
     default = prompts()[0][0]
-    rows = systems.rows_under(default, ROWS)
+    rows = systems.rows_under(default, ROWS, NAME)
     weak = reference({"Who are you?": "I am Swift-Robot, built by Blue Lab.", "你是谁？": "我不知道。"})
     hold = systems.score_hold(default, rows, answers_for(rows, "I am Swift-Robot, built by Blue Lab.", "嗯。"),
                               NAME, AUTHOR)
@@ -88,6 +89,6 @@ def test_a_tune_that_did_not_take_is_not_called_a_revert():
 
 def test_only_the_default_fails_a_run_the_custom_prompt_is_measured():
     custom = prompts()[0][1]
-    rows = systems.rows_under(custom, ROWS)
+    rows = systems.rows_under(custom, ROWS, NAME)
     hold = systems.score_hold(custom, rows, answers_for(rows, "I help with trips.", "我帮你订票。"), NAME, AUTHOR)
     assert hold.rate == 0.0 and hold_failures([hold], reference(), VerifySection()) == []
