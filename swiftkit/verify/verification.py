@@ -117,7 +117,10 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
     if cached is not None:
         base_asked = Asked(cached, None, 0.0, cached=True)
     base_rows = probes.general if want_base and cached is None else []
-    in_worker = one_engine and bool(base_rows or prewarmed is not None)
+    # the answer worker whenever one engine can answer: it gives an expected answer room for all of it, where
+    # swift infer keeps one limit (with the base answers cached, swift infer cut SmolLM2's 78-token Chinese
+    # self-introductions at 64 and 3 of 74 trained probes failed)
+    in_worker = one_engine
     if in_worker:
         # the base model is the tuned one without its adapter: one engine, one model load, for both
         asked, shared_base = ask_both(tuned, engine_base, rows, base_rows, folder,
