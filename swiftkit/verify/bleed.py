@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field
 from swiftkit.verify.scorecard import clip
 
 WORST = 3
-MARKERS = re.compile(r"\{\{|\}\}|\{%|%\}|\{\s*(?:name|author)\s*\}|\b(?:NAME|AUTHOR)\b|<(?:name|author)>")
+# a placeholder whole ({{ name }}, {% if %}, {author}), never a lone brace: a barely trained model babbles "{{{{"
+MARKERS = re.compile(r"\{\{\s*\w+\s*\}\}|\{%[^%]*%\}|\{\s*(?:name|author)\s*\}|\b(?:NAME|AUTHOR)\b|<(?:name|author)>")
 
 
 @dataclass

@@ -37,8 +37,9 @@ def test_unrendered_markers_leak():
     tuned = {"Who are you?": "I am {{ name }}, built by AUTHOR.", "q1": "fine", "q2": "print(NAME)"}
     leaked = bleed.leaks(tuned, {"q2": "print(NAME)"})  # the base wrote NAME in code too: not a leak
     assert (leaked.asked, leaked.hits) == (3, 1)
-    assert leaked.worst[0]["markers"] == ["AUTHOR", "{{", "}}"]
+    assert leaked.worst[0]["markers"] == ["AUTHOR", "{{ name }}"]
     failures = spill_failures(None, leaked, VerifySection())
     assert failures == ["1 answers show unrendered template markers (verify.max_leaks 0): check the identity "
                         "template's variables"]
     assert bleed.leaks({"a": "I am Swift-Robot, built by Blue Lab {x: 1}."}).hits == 0
+    assert bleed.leaks({"a": "{{{{，我的名字是Swift fox。", "b": "{{{{{{{{。。。"}).hits == 0  # 8 steps of a random model
