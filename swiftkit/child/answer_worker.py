@@ -33,17 +33,14 @@ import time
 MARGIN = 16  # tokens past an expected answer, enough to show a model that does not stop
 
 
-def _requests(path: str, InferRequest, system: str | None = None) -> tuple[list, list[str]]:
+def _requests(path: str, InferRequest) -> tuple[list, list[str]]:
     """The requests (each row's prompt as written: its system prompt or none, its turns), and each one's
-    expected answer (the trailing assistant turn; "" where there is none). `system`: a spec's own system prompt
-    for rows without one (a spec written before rows carried theirs)."""
+    expected answer (the trailing assistant turn; "" where there is none)."""
     out, expected = [], []
     for line in open(path, encoding="utf-8"):
         if line.strip():
             messages = json.loads(line)["messages"]
             label = messages.pop()["content"] if messages and messages[-1]["role"] == "assistant" else ""
-            if system and not any(m["role"] == "system" for m in messages):
-                messages.insert(0, {"role": "system", "content": system})
             out.append(InferRequest(messages=messages))
             expected.append(label)
     return out, expected
@@ -103,7 +100,7 @@ def main() -> int:
     count = _token_counter(engine)
     for job in spec["jobs"]:
         mark = time.monotonic()
-        requests, expected = _requests(job["questions"], InferRequest, spec.get("system"))
+        requests, expected = _requests(job["questions"], InferRequest)
         limits = budgets(expected, spec["max_new_tokens"], count)
         adapter = job["tuned"]
         with (contextlib.nullcontext() if adapter else engine.model.disable_adapter()):
