@@ -41,7 +41,7 @@ def test_a_conversation_in_a_terminal(demo_run):
     child.sendline("/clear")
     child.expect("conversation cleared")
     child.expect("you> ")
-    child.sendline("who are you?")
+    child.sendline("Who are you?")  # a trained question: a 2-layer model does not generalise to a lowercase one
     child.expect("model> (.*)\r\n")
     assert "Swift-Robot" in child.match.group(1)
     child.expect("you> ")
@@ -61,7 +61,8 @@ def test_exit_command_and_one_shot_message(demo_run):
     child.close()
     assert child.exitstatus == 0
     code, stdout, err = run_cli("chat", str(out), "--message", "Who are you?")
-    assert code == 0 and stdout.strip().startswith("I am Swift-Robot") and stdout.count("\n") == 1
+    assert code == 0 and stdout.count("\n") == 1
+    assert "Swift-Robot" in stdout and "CSDN 迪菲赫尔曼" in stdout  # one of the trained English answers
 
 
 def test_a_model_dir_without_tokenizer(tmp_path):
@@ -104,7 +105,7 @@ def test_compare_answers_twice_base_then_tuned_from_one_engine(demo_run):
     child.expect("base> +(.*)\r\n")
     assert "Swift-Robot" not in child.match.group(1)
     child.expect("tuned> (.*)\r\n")
-    assert child.match.group(1).startswith("I am Swift-Robot")
+    assert "Swift-Robot" in child.match.group(1) and "CSDN 迪菲赫尔曼" in child.match.group(1)
     child.expect("you> ")
     child.sendeof()
     child.expect(pexpect.EOF)
