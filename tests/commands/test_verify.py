@@ -24,7 +24,6 @@ def test_verify_a_checkpoint_without_training(demo_run, tmp_path):
     # the base model's answers were computed by the run and reused here (cached by fingerprint)
     folder = run_dir / "verify" / Path(record["checkpoint"]).name
     assert (folder / "answers.jsonl").is_file() and not (folder / "base-answers.jsonl").exists()
-    assert entry["phases"]["base"] == "cached"
 
 
 def test_a_broken_probe_file_is_refused_before_anything_runs(demo_run, tmp_path):
