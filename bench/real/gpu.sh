@@ -3,6 +3,8 @@
 # project root, with the file split here (`split -b 25M -d FILE part.`) into ignored folders, each carried by
 # one command (the first beside ms-swift's wheels in .whl/), run back to back while the host is held:
 #   bash bench/real/gpu.sh stage .gg1            # installs .whl/ (when carried), keeps the part in /tmp/parts
+#                                                # (a wheel in a carried folder is installed: the GPU host has no
+#                                                # `gguf`, which ../shared/gpu's list lacks: `pip download gguf`)
 #   bash bench/real/gpu.sh stage .gg2 .gg3
 #   bash bench/real/gpu.sh join SHA256 NAME.gguf # joins /tmp/parts/* in order; refuses unless the sha256 matches
 #   bash bench/real/gpu.sh sweep OUT NAME.gguf CONFIG...   # bench/real/sweep.py in bfloat16 on the GPU
@@ -19,7 +21,13 @@ case $cmd in
         2>&1 | grep -v -i warning | tail -3
     fi
     mkdir -p /tmp/parts
-    for d in "$@"; do cp "$d"/* /tmp/parts/; done
+    for d in "$@"; do
+      if ls "$d"/*.whl > /dev/null 2>&1; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+          "$d"/*.whl 2>&1 | grep -v -i warning | tail -3
+      fi
+      find "$d" -maxdepth 1 -type f ! -name '*.whl' -exec cp {} /tmp/parts/ \;
+    done
     ls -la /tmp/parts; python3 -c "import swift, gguf; print('ms-swift', swift.__version__, 'gguf ok')" ;;
   join)
     want=$1 name=$2
