@@ -81,3 +81,33 @@ def test_mixed_recipe_keeps_the_general_answers_identity_only_loses(demo, tmp_pa
     loss = mixed["retention"]["eval_loss"]  # the held-out general rows, at step 0 and at the end
     assert loss["start"] >= 0 and loss["end"] >= 0 and loss["end_step"] == mixed["summary"]["global_step"]
     assert any("general.heldout.jsonl" in a for a in mixed["command"])
+
+
+def test_every_kept_checkpoint_is_scored_in_one_engine_and_the_chosen_one_is_exported(demo, tmp_path):
+    """verify.checkpoints best: the kept checkpoints answer from one engine with their adapters swapped (an early
+    checkpoint answers differently from the last), each is scored, one is chosen with its reason, the run is
+    judged by it, and the export merges that one."""
+    out, code, _, _ = demo
+    assert code == 0
+    recipe = Path(__file__).resolve().parent.parent / "recipes" / "tiny-identity.yaml"
+    code, _, err = run_cli("run", str(recipe), "--set", f"model.id={out / 'model'}",
+                           "--set", f"output.dir={tmp_path / 'ck'}", "--set", "verify.checkpoints=best",
+                           "--set", "train.epochs=20", "--set", "train.save_steps=30",
+                           "--set", "train.save_total_limit=null", "--set", "export.merge=true")
+    run_dir = next((tmp_path / "ck").glob("v*-*"))
+    record = json.loads((run_dir / "swiftkit-run.json").read_text())
+    scores = record["checkpoint_scores"]
+    assert [s["checkpoint"] for s in scores["scores"]] == ["checkpoint-30", "checkpoint-60"]
+    assert "verifying 2 checkpoints (checkpoint-30, checkpoint-60) in one engine" in err
+    assert "checkpoints (verify.checkpoints: best)" in err and f"to ship    {scores['chosen']}: " in err
+    answers = [(run_dir / "verify" / f"answers-{s['checkpoint']}.jsonl").read_text() for s in scores["scores"]]
+    assert answers[0] != answers[1], "both checkpoints gave the same answers: the adapter was not swapped"
+    assert scores["scores"][0]["loss"] > scores["scores"][1]["loss"]
+    chosen = [s for s in scores["scores"] if s["chosen"]]
+    assert len(chosen) == 1 and chosen[0]["checkpoint"] == scores["chosen"] == scores["verdict"]
+    assert record["verification"]["checkpoint"] == str(run_dir / scores["chosen"])
+    assert record["verification"]["failures"] == chosen[0]["failures"]
+    if code == 0:  # the chosen checkpoint passed: it, and not necessarily the last, was merged
+        assert record["exports"][0]["source"] == str(run_dir / scores["chosen"])
+    report = (run_dir / "report.html").read_text()
+    assert 'id="checkpoint-scores"' in report and "sk-ckpt-retention" in report

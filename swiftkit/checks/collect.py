@@ -141,6 +141,14 @@ def cross_field(loaded: LoadedRecipe) -> list[Problem]:
     if r.verify.min_retention is not None and not r.verify.retention:
         out.append(p("verify.min_retention needs verify.retention", ("verify", "min_retention"),
                      "remove min_retention, or set retention: true"))
+    if r.verify.checkpoints != "last" and r.lora.tuner == "full":
+        out.append(p(f"{r.verify.checkpoints} swaps each checkpoint's adapter into one engine, and "
+                     "a full fine-tune's checkpoints are whole models", ("verify", "checkpoints"),
+                     "set `checkpoints: last`, and verify an earlier checkpoint with `swiftkit verify CHECKPOINT`"))
+    if r.verify.checkpoints != "last" and r.train.save_total_limit == 1:
+        out.append(p(f"{r.verify.checkpoints} with train.save_total_limit 1 has one checkpoint to score",
+                     ("verify", "checkpoints"),
+                     "keep more (e.g. `save_total_limit: 5` and `save_steps`), or set `checkpoints: last`"))
     if r.export.merge and r.lora.tuner == "full":
         out.append(p("export.merge: a full fine-tune has no adapter to merge", ("export", "merge"),
                      "remove export.merge: the checkpoint is the model"))

@@ -5,7 +5,8 @@ imports on an H200 host: bench/results/gpu-speed).
 argv[1] is a JSON spec, or, started early with no argument (verify.prewarm), the worker imports ms-swift while
 training runs and then reads the spec as one line on stdin. The spec: model, model_type, template, dtype,
 max_new_tokens, batch_size, timings (a path), adapter (PATH), and jobs: [{"tuned": bool, "questions": PATH,
-"result": PATH}]. Questions are swift infer datasets (ask.write_infer_dataset: each row its own system prompt,
+"result": PATH, "adapter": PATH}] (a job's adapter, another checkpoint of the run, is loaded beside the first and
+swapped in; none: the first). Questions are swift infer datasets (ask.write_infer_dataset: each row its own system prompt,
 or none for the template's default, and its turns); each job's answers go to its result file as swift infer writes them
 (`messages` and `response`), so ask.read_answers reads both alike. The engine loads the base with the adapter,
 as `swift infer --adapters` does; the base model's answers come with the adapter disabled (peft's
@@ -75,6 +76,25 @@ def _infer(engine, requests: list, limits: list[int], RequestConfig) -> list:
     return answers
 
 
+class _Adapters:
+    """The adapters of one engine's model (peft), by path: the one it was loaded with, then each further one
+    (another checkpoint of the run) loaded beside it on first use and made the active one."""
+
+    def __init__(self, model, first: str):
+        self.model, self.names = model, {os.path.realpath(first): model.active_adapter}
+        self.active = self.names[os.path.realpath(first)]
+
+    def use(self, path: str) -> None:
+        key = os.path.realpath(path)
+        if key not in self.names:
+            name = f"swiftkit{len(self.names)}"
+            self.model.load_adapter(path, adapter_name=name)
+            self.names[key] = name
+        if self.names[key] != self.active:
+            self.model.set_adapter(self.names[key])
+            self.active = self.names[key]
+
+
 def main() -> int:
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -98,20 +118,28 @@ def main() -> int:
     timings["model_load"] = round(time.monotonic() - mark, 2)
     print(f"[swiftkit] model loaded on {engine.model.device}", file=sys.stderr, flush=True)
     count = _token_counter(engine)
+    swap = _Adapters(engine.model, spec["adapter"])
+    timings["generation_tuned"] = []
     for job in spec["jobs"]:
         mark = time.monotonic()
         requests, expected = _requests(job["questions"], InferRequest)
         limits = budgets(expected, spec["max_new_tokens"], count)
         adapter = job["tuned"]
+        if adapter:
+            swap.use(job.get("adapter") or spec["adapter"])
         with (contextlib.nullcontext() if adapter else engine.model.disable_adapter()):
             responses = _infer(engine, requests, limits, RequestConfig)
         with open(job["result"], "w", encoding="utf-8") as f:
             for request, response in zip(requests, responses):
                 answer = response.choices[0].message.content if response and response.choices else ""
                 f.write(json.dumps({"messages": request.messages, "response": answer}, ensure_ascii=False) + "\n")
-        timings[f"generation_{'tuned' if adapter else 'base'}"] = round(time.monotonic() - mark, 2)
-        print(f"[swiftkit] answered {len(requests)} questions ({'tuned' if adapter else 'base'})", file=sys.stderr,
-              flush=True)
+        seconds = round(time.monotonic() - mark, 2)
+        if adapter:
+            timings["generation_tuned"].append(seconds)
+        else:
+            timings["generation_base"] = seconds
+        print(f"[swiftkit] answered {len(requests)} questions ({job.get('adapter') or 'tuned' if adapter else 'base'})",
+              file=sys.stderr, flush=True)
     with open(spec["timings"], "w", encoding="utf-8") as f:
         json.dump(timings, f)
     return 0

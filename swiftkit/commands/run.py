@@ -19,14 +19,14 @@ from swiftkit.plan.sizing import Sizing, plan_for_run, with_choices
 from swiftkit.recipe.models import Recipe
 from swiftkit.render import Plan, export_options, model_ref
 from swiftkit.results import exports, targets
-from swiftkit.results.checkpoints import Checkpoint
+from swiftkit.results.checkpoints import Checkpoint, find_runs
 from swiftkit.results.record import RunRecord
 from swiftkit.run import lock as runlock, nodes
 from swiftkit.run.prepare import convert_model, new_record, prepare_data
 from swiftkit.run.progress import Reporter, make_reporter
 from swiftkit.run.resume import find_resumable
 from swiftkit.run.training import Session
-from swiftkit.verify import verification
+from swiftkit.verify import per_checkpoint, verification
 from swiftkit.verify.ask import AskFailed, Prewarmed
 
 
@@ -76,7 +76,7 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
         if checkpoint is None:
             return code
         if do_verify and checked.loaded.recipe.verify.enabled:
-            code = verify_step(checked, session, checkpoint, identity, prewarmed)
+            code, checkpoint = verify_step(checked, session, checkpoint, identity, prewarmed)
             if code != EXIT_OK:
                 return code
         if checked.loaded.recipe.export.merge:
@@ -122,8 +122,10 @@ def prewarm(checked: Checked, plan: Plan) -> Prewarmed | None:
 
 
 def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, identity: IdentityFiles | None,
-                prewarmed: Prewarmed | None = None) -> int:
-    """Ask the trained model the identity and general probes; judge against verify.min_score / min_retention."""
+                prewarmed: Prewarmed | None = None) -> tuple[int, Checkpoint]:
+    """Ask the trained model the identity and general probes; judge against verify.min_score / min_retention.
+    verify.checkpoints all|best scores every kept checkpoint; the checkpoint returned is the one to export (the
+    chosen one under best)."""
     r, record, reporter = checked.loaded.recipe, session.record, session.reporter
     template = checked.catalog.template_of(checked.plan.model_type, checked.plan.template)
     probes = verification.load(r.verify, identity.probes_path if identity else None, checked.general_probes,
@@ -131,20 +133,37 @@ def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, iden
                                default_system=checked.catalog.default_system(template))
     if not probes.rows():
         reporter.say("swiftkit: nothing to verify (no identity dataset, no verify.probes, retention off)")
-        return EXIT_OK
-    plan = checked.plan
+        return EXIT_OK, checkpoint
+    plan, folder = checked.plan, Path(checkpoint.path).parent / "verify"
+    kept = kept_checkpoints(checkpoint) if r.verify.checkpoints != "last" else [checkpoint]
+    scored = None
     try:
-        v = verification.verify_model(model_ref(plan, Path(checkpoint.path)), model_ref(plan, None), checked.catalog,
-                                      probes, Path(checkpoint.path).parent / "verify", settings=r.verify,
-                                      identity=r.identity, say=reporter.say, prewarmed=prewarmed)
+        if len(kept) > 1:
+            scored = per_checkpoint.verify_checkpoints(
+                [(model_ref(plan, Path(c.path)), Path(c.path).name, c.step, c.loss) for c in kept],
+                model_ref(plan, None), probes, folder, mode=r.verify.checkpoints, settings=r.verify,
+                identity=r.identity, say=reporter.say, prewarmed=prewarmed)
+            v = scored.verified
+            if r.verify.checkpoints == "best":
+                checkpoint = next(c for c in kept if Path(c.path).name == scored.chosen.checkpoint)
+        else:
+            if r.verify.checkpoints != "last":
+                reporter.say(f"swiftkit: verify.checkpoints {r.verify.checkpoints}: one complete checkpoint is kept, "
+                             "the last: it is the one verified")
+            v = verification.verify_model(model_ref(plan, Path(checkpoint.path)), model_ref(plan, None),
+                                          checked.catalog, probes, folder, settings=r.verify, identity=r.identity,
+                                          say=reporter.say, prewarmed=prewarmed)
     except AskFailed as failed:
         record.verification = {"error": failed.to_dict()}
         session.save()
         reporter.say(f"swiftkit: verification failed: {failed}")
-        return failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE
+        return (failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE), checkpoint
     record.verification = {**(v.card.to_dict() if v.card else {}), "min_score": r.verify.min_score,
                            **v.extra(), "failures": v.failures, "answers": str(v.answers_path),
-                           "seconds": v.seconds, "phases": v.phases}
+                           "seconds": v.seconds, "phases": v.phases, "checkpoint": str(checkpoint.path)}
+    if scored is not None:
+        record.extra["checkpoint_scores"] = scored.to_dict(r.verify.checkpoints)
+        record.verification["checkpoint"] = str(Path(checkpoint.path).parent / scored.verdict.checkpoint)
     record.retention = {**v.retention.to_dict(), "min_retention": r.verify.min_retention,
                         "eval_loss": held_out_loss(record.summary)} if v.retention else None
     if record.retention and record.retention["eval_loss"]:
@@ -157,7 +176,14 @@ def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, iden
         # trained but unverified: not "failed", so `run` again starts fresh instead of resuming
         record.status, record.exit_code, code = "unverified", EXIT_FAILURE, EXIT_FAILURE
     session.save()
-    return code
+    return code, checkpoint
+
+
+def kept_checkpoints(last: Checkpoint) -> list[Checkpoint]:
+    """The complete checkpoints of `last`'s run, in step order (`last` among them)."""
+    run_dir = Path(last.path).parent
+    found = [c for run in find_runs(run_dir) if run.path == run_dir for c in run.checkpoints if c.complete]
+    return found if any(c.step == last.step for c in found) else [*found, last]
 
 
 def held_out_loss(summary: dict) -> dict | None:

@@ -54,3 +54,8 @@ class VerifySection(Strict):
     max_bleed: float | None = Field(None, ge=0, le=1, description="Largest share of general answers that may "
                                     "mention the identity where the base model's did not")
     max_leaks: int | None = Field(0, ge=0, description="Answers that may show an unrendered template marker")
+    checkpoints: Literal["last", "all", "best"] = Field(
+        "last", description="last: verify the last checkpoint; all: score every kept checkpoint in one engine (the "
+        "adapters swapped) and judge the run by the last; best: score them all, judge the run by the one that passes "
+        "every check and keeps the most general ability, and export that one (keep more with "
+        "train.save_total_limit)")

@@ -94,6 +94,7 @@ def run_label(record: dict) -> str:
 
 def render_report(inp: RunInput) -> str:
     from swiftkit.report import sections as more
+    from swiftkit.report.checkpoint_scores import checkpoint_scores
 
     r, curves = inp.record, all_curves(inp)
     parts = [
@@ -103,6 +104,7 @@ def render_report(inp: RunInput) -> str:
         ("nodes", "Nodes and ranks", more.nodes(r)),
         ("time", "Time", more.timings(r)),
         ("checkpoints", "Checkpoints", more.checkpoints(r, inp.checkpoints)),
+        ("checkpoint-scores", "Checkpoints scored", checkpoint_scores(r)),
         ("scorecard", "Identity scorecard", more.scorecard(r)),
         ("retention", "Retention", more.retention(r)),
         ("exports", "Exports", more.exports(r)),

@@ -186,15 +186,26 @@ def ask_both(tuned: ModelRef, base: ModelRef, tuned_rows: list[dict], base_rows:
     """The tuned model's and the base model's answers from one engine, the model loaded once
     (child/answer_worker.py), in a prewarmed worker where there is one; no base rows: the tuned model's
     only. The base answers are cached as ask() caches them."""
+    tuned_asked, base_asked = ask_adapters([(tuned, "answers")], base, tuned_rows, base_rows, folder,
+                                           max_new_tokens=max_new_tokens, batch_size=batch_size, prewarmed=prewarmed)
+    return tuned_asked[0], base_asked
+
+
+def ask_adapters(tuned: list[tuple[ModelRef, str]], base: ModelRef, tuned_rows: list[dict], base_rows: list[dict],
+                 folder: Path, *, max_new_tokens: int, batch_size: int,
+                 prewarmed: Prewarmed | None = None) -> tuple[list[Asked], Asked | None]:
+    """Several adapters of one base (the checkpoints of a run, each with the name of its answer files) asked the
+    same rows in one engine, the adapters swapped in it, and the base model (adapters off) asked `base_rows`."""
     jobs = []
-    pairs = [("answers", tuned, tuned_rows)] + ([("base-answers", base, base_rows)] if base_rows else [])
+    pairs = [(name, ref, tuned_rows) for ref, name in tuned] + ([("base-answers", base, base_rows)] if base_rows else [])
     for name, ref, rows in pairs:
         result = folder / f"{name}.jsonl"
         result.unlink(missing_ok=True)
-        jobs.append({"tuned": ref.adapter is not None, "result": str(result),
+        jobs.append({"tuned": ref.adapter is not None, "adapter": str(ref.adapter) if ref.adapter else None,
+                     "result": str(result),
                      "questions": str(write_infer_dataset(rows, folder / f"{name}.questions.jsonl", ref.system))})
     timings_path = folder / "answers-shared.timings.json"
-    spec = {"model": base.model, "adapter": str(tuned.adapter), "model_type": base.model_type,
+    spec = {"model": base.model, "adapter": str(tuned[0][0].adapter), "model_type": base.model_type,
             "template": base.template, "dtype": base.dtype, "max_new_tokens": max_new_tokens,
             "batch_size": batch_size, "jobs": jobs, "timings": str(timings_path)}
     if prewarmed is not None:
@@ -212,13 +223,15 @@ def ask_both(tuned: ModelRef, base: ModelRef, tuned_rows: list[dict], base_rows:
     shared = {k: timings.get(k, 0.0) for k in ("start", "model_load")}
     answers = [keyed(rows, ref.system, read_answers(Path(job["result"])))
                for job, (_, ref, rows) in zip(jobs, pairs)]
-    tuned_asked = Asked(answers[0], log_path, wall, phases={**shared, "generation": timings.get("generation_tuned", 0.0)})
+    generation = timings.get("generation_tuned") or []
+    tuned_asked = [Asked(answers[i], log_path, wall, phases={
+        **shared, "generation": generation[i] if i < len(generation) else 0.0}) for i in range(len(tuned))]
     if not base_rows:
         return tuned_asked, None
     key = _cache_key(base, base_rows, max_new_tokens)
     if key:
-        _write_cache(key, answers[1])
-    return tuned_asked, Asked(answers[1], log_path, 0.0, phases={"generation": timings.get("generation_base", 0.0)})
+        _write_cache(key, answers[-1])
+    return tuned_asked, Asked(answers[-1], log_path, 0.0, phases={"generation": timings.get("generation_base", 0.0)})
 
 
 def _answer_prewarmed(prewarmed: Prewarmed, spec: dict) -> tuple[int, list[str], Path, float]:

@@ -107,7 +107,7 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
     say(f"swiftkit: verifying {tuned.label} with {', '.join(k for k in kinds if k)} probes")
     for note in probes.notes:
         say(f"  ({note})")
-    card = retention = base_asked = None
+    base_asked = None
     want_base = bool(probes.general) and base is not None
     engine_base = base if base is not None else replace(tuned, adapter=None)
     if prewarmed is not None:
@@ -130,44 +130,67 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
     else:
         asked = ask(tuned, catalog, rows, folder, max_new_tokens=settings.max_new_tokens,
                     batch_size=settings.batch_size)
-    failures: list[str] = []
-    if probes.identity:
-        card = sc.score(probes.identity, asked.answers, identity.name.model_dump() if identity else {},
-                        identity.author.model_dump() if identity else {})
-        say(sc.format_table(card))
-        if settings.min_score is not None and (card.score or 0.0) < settings.min_score:
-            failures.append(f"verification score {card.score or 0:.0%} is below verify.min_score "
-                            f"{settings.min_score:.0%}: the identity did not take")
-    holds = reference = None
-    if identity and under:
-        name, author = identity.name.model_dump(), identity.author.model_dump()
-        reference = systems.score_hold(systems.recipe_prompt(tuned.system), systems.identity_rows(probes.identity),
-                                       asked.answers, name, author)
-        holds = [systems.score_hold(p, r, asked.answers, name, author) for p, r in under]
-        say(systems.format_holds(holds, reference, settings.min_hold))
-        failures += hold_failures(holds, reference, settings)
-    if want_base:
-        if base_asked is None:
-            base_asked = ask(base, catalog, probes.general, folder,  # type: ignore[arg-type]
-                             max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
-                             name="base-answers", cache=True)
-        retention = compare(probes.general, base_asked.answers, asked.answers)
-        say(format_retention(retention, settings.min_retention))
-        if settings.min_retention is not None and retention.score < settings.min_retention:
-            failures.append(f"retention {retention.score:.2f} is below verify.min_retention "
-                            f"{settings.min_retention:.2f}: the tune changed the model's general answers")
-    bled = spills.bleed(probes.general, base_asked.answers, asked.answers, spills.identity_words(
-        identity.name.model_dump(), identity.author.model_dump())) if identity and base_asked else None
-    leaked = spills.leaks(asked.answers, base_asked.answers if base_asked else None)
-    say(spills.format_spills(bled, leaked, settings.max_bleed))
-    failures += spill_failures(bled, leaked, settings)
+    if want_base and base_asked is None:
+        base_asked = ask(base, catalog, probes.general, folder,  # type: ignore[arg-type]
+                         max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
+                         name="base-answers", cache=True)
+    judged = judge(probes, tuned.system, asked.answers, base_asked.answers if base_asked else None,
+                   settings=settings, identity=identity, say=say)
     shared = base_asked is not None and base_asked.log_path is not None and base_asked.log_path == asked.log_path
     phases = {"tuned": asked.phases, "base": "cached" if base_asked and base_asked.cached else
               (base_asked.phases if base_asked else None), "engine": "shared" if shared else
               "answer worker" if in_worker else "swift infer",
               "engine_seconds": asked.wall_seconds}
-    return Verified(card, retention, asked.answers, folder / "answers.jsonl", failures,
-                    round(time.monotonic() - start, 2), phases, [reference, *holds] if holds else None, bled, leaked)
+    return Verified(judged.card, judged.retention, asked.answers, folder / "answers.jsonl", judged.failures,
+                    round(time.monotonic() - start, 2), phases, judged.holds, judged.bleed, judged.leaks)
+
+
+@dataclass
+class Judged:
+    """What a model's answers say: the scorecard, the identity under each system prompt (the recipe's first),
+    retention, bleed and leaks, and the thresholds missed."""
+    card: sc.Scorecard | None
+    retention: Retention | None
+    holds: list[systems.Hold] | None
+    bleed: spills.Spill | None
+    leaks: spills.Spill
+    failures: list[str]
+
+
+def judge(probes: Probes, system: str | None, answers: dict[str, str], base_answers: dict[str, str] | None, *,
+          settings: VerifySection, identity: Identity | None, say: Callable[[str], None] | None = None) -> Judged:
+    """Score one model's answers against the probes and the base model's answers; `say` prints the tables."""
+    say = say or (lambda _text: None)
+    failures: list[str] = []
+    card = retention = holds = None
+    if probes.identity:
+        card = sc.score(probes.identity, answers, identity.name.model_dump() if identity else {},
+                        identity.author.model_dump() if identity else {})
+        say(sc.format_table(card))
+        if settings.min_score is not None and (card.score or 0.0) < settings.min_score:
+            failures.append(f"verification score {card.score or 0:.0%} is below verify.min_score "
+                            f"{settings.min_score:.0%}: the identity did not take")
+    under = probes.under_prompts()
+    if identity and under:
+        name, author = identity.name.model_dump(), identity.author.model_dump()
+        reference = systems.score_hold(systems.recipe_prompt(system), systems.identity_rows(probes.identity),
+                                       answers, name, author)
+        others = [systems.score_hold(p, r, answers, name, author) for p, r in under]
+        say(systems.format_holds(others, reference, settings.min_hold))
+        failures += hold_failures(others, reference, settings)
+        holds = [reference, *others]
+    if probes.general and base_answers is not None:
+        retention = compare(probes.general, base_answers, answers)
+        say(format_retention(retention, settings.min_retention))
+        if settings.min_retention is not None and retention.score < settings.min_retention:
+            failures.append(f"retention {retention.score:.2f} is below verify.min_retention "
+                            f"{settings.min_retention:.2f}: the tune changed the model's general answers")
+    bled = spills.bleed(probes.general, base_answers, answers, spills.identity_words(
+        identity.name.model_dump(), identity.author.model_dump())) if identity and base_answers is not None else None
+    leaked = spills.leaks(answers, base_answers)
+    say(spills.format_spills(bled, leaked, settings.max_bleed))
+    failures += spill_failures(bled, leaked, settings)
+    return Judged(card, retention, holds, bled, leaked, failures)
 
 
 def hold_failures(holds: list[systems.Hold], reference: systems.Hold, settings: VerifySection) -> list[str]:

@@ -98,6 +98,18 @@ def test_identity_dataset_without_identity(tmp_path, catalog):
     assert "datasets[0]: the identity dataset needs an `identity:` section" in err
 
 
+def test_scoring_every_checkpoint_needs_adapters_and_more_than_one_kept(tmp_path, catalog):
+    full = RECIPE.replace("  alpha: 32\n", "  alpha: 32\n  tuner: full\n") + "verify:\n  checkpoints: all\n"
+    err = validate_fails(tmp_path, full)
+    assert "recipe.yaml:26:16: verify.checkpoints: all swaps each checkpoint's adapter into one engine" in err
+    assert "a full fine-tune's checkpoints are whole models" in err and "swiftkit verify CHECKPOINT" in err
+    one = RECIPE.replace("  max_length: 256\n", "  max_length: 256\n  save_total_limit: 1\n") + \
+        "verify:\n  checkpoints: best\n"
+    err = validate_fails(tmp_path, one)
+    assert "verify.checkpoints: best with train.save_total_limit 1 has one checkpoint to score" in err
+    assert "save_total_limit: 5" in err
+
+
 def test_model_dir_without_config(tmp_path, catalog):
     err = validate_fails(tmp_path, config=False)
     assert "model.id" in err and "has no config.json" in err
