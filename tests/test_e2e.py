@@ -111,3 +111,10 @@ def test_every_kept_checkpoint_is_scored_in_one_engine_and_the_chosen_one_is_exp
         assert record["exports"][0]["source"] == str(run_dir / scores["chosen"])
     report = (run_dir / "report.html").read_text()
     assert 'id="checkpoint-scores"' in report and "sk-ckpt-retention" in report
+    # the same afterwards, from `swiftkit verify`: the run's two checkpoints scored again, apart from the run's files
+    code, _, err = run_cli("verify", str(tmp_path / "ck"), "--checkpoints", "all")
+    assert "checkpoints (verify.checkpoints: all)" in err and "the run is judged by checkpoint-60 (the last)" in err
+    entry = json.loads((run_dir / "swiftkit-run.json").read_text())["verifications"][-1]
+    assert [s["checkpoint"] for s in entry["checkpoint_scores"]["scores"]] == ["checkpoint-30", "checkpoint-60"]
+    assert entry["checkpoint_scores"]["mode"] == "all" and entry["checkpoint_scores"]["verdict"] == "checkpoint-60"
+    assert (run_dir / "verify" / "checkpoints" / "answers-checkpoint-30.jsonl").is_file()

@@ -110,10 +110,14 @@ def chat(target: str, message: str | None, system: str | None, max_new_tokens: i
               "recipe's verify.min_score).")
 @click.option("--min-retention", type=click.FloatRange(0, 1), help="Fail below this retention score (default: "
               "the recipe's verify.min_retention).")
+@click.option("--checkpoints", type=click.Choice(["last", "all", "best"]), default=None,
+              help="A run's kept checkpoints: all scores every one in one engine and judges by the last; best "
+              "judges by the one to ship (default: the recipe's verify.checkpoints; a checkpoint TARGET: that one).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @_model_options
 def verify(target: str, general_probes: str | None, no_retention: bool, min_score: float | None,
-           min_retention: float | None, quiet: bool, model_type: str | None, template: str | None) -> int:
+           min_retention: float | None, checkpoints: str | None, quiet: bool, model_type: str | None,
+           template: str | None) -> int:
     """Verify a checkpoint or an export without training: identity scorecard and retention.
 
     Retention compares the tuned model's greedy answers to the general probes with the base
@@ -127,11 +131,13 @@ def verify(target: str, general_probes: str | None, no_retention: bool, min_scor
         exact answers, trained probes            74/74 (100%)
       retention (general probes: tuned answers against the base model's)
         retention score                          0.93
+      $ swiftkit verify output/tiny --checkpoints all   # which of the run's checkpoints to ship
     """
     from swiftkit.commands.verify import verify as go
 
     return go(target, general_probes=general_probes, retention=not no_retention, min_score=min_score,
-              min_retention=min_retention, quiet=quiet, model_type=model_type, template=template)
+              min_retention=min_retention, quiet=quiet, model_type=model_type, template=template,
+              checkpoints=checkpoints)
 
 
 @cli.command()

@@ -18,8 +18,8 @@ from swiftkit.launch.node import LaunchOptions, resolve_launch
 from swiftkit.plan.sizing import Sizing, plan_for_run, with_choices
 from swiftkit.recipe.models import Recipe
 from swiftkit.render import Plan, export_options, model_ref
-from swiftkit.results import exports, targets
-from swiftkit.results.checkpoints import Checkpoint, find_runs
+from swiftkit.results import checkpoints, exports, targets
+from swiftkit.results.checkpoints import Checkpoint
 from swiftkit.results.record import RunRecord
 from swiftkit.run import lock as runlock, nodes
 from swiftkit.run.prepare import convert_model, new_record, prepare_data
@@ -135,7 +135,7 @@ def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, iden
         reporter.say("swiftkit: nothing to verify (no identity dataset, no verify.probes, retention off)")
         return EXIT_OK, checkpoint
     plan, folder = checked.plan, Path(checkpoint.path).parent / "verify"
-    kept = kept_checkpoints(checkpoint) if r.verify.checkpoints != "last" else [checkpoint]
+    kept = checkpoints.kept(checkpoint) if r.verify.checkpoints != "last" else [checkpoint]
     scored = None
     try:
         if len(kept) > 1:
@@ -177,13 +177,6 @@ def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, iden
         record.status, record.exit_code, code = "unverified", EXIT_FAILURE, EXIT_FAILURE
     session.save()
     return code, checkpoint
-
-
-def kept_checkpoints(last: Checkpoint) -> list[Checkpoint]:
-    """The complete checkpoints of `last`'s run, in step order (`last` among them)."""
-    run_dir = Path(last.path).parent
-    found = [c for run in find_runs(run_dir) if run.path == run_dir for c in run.checkpoints if c.complete]
-    return found if any(c.step == last.step for c in found) else [*found, last]
 
 
 def held_out_loss(summary: dict) -> dict | None:

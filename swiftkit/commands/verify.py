@@ -1,22 +1,30 @@
 """`swiftkit verify TARGET`: the whole verification (identity + retention) of a checkpoint or an export, no training."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from swiftkit.errors import EXIT_FAILURE, EXIT_OK, UserError
 from swiftkit.flags.catalog import load_catalog
 from swiftkit.recipe.models import VerifySection
 from swiftkit.results import targets
+from swiftkit.results.checkpoints import CHECKPOINT_DIR, inspect_checkpoint, kept
 from swiftkit.results.record import read_record, write_record
 from swiftkit.run.progress import make_reporter
-from swiftkit.verify import verification
+from swiftkit.verify import per_checkpoint, verification
 from swiftkit.verify.ask import AskFailed
 
 
 def verify(target: str, *, general_probes: str | None = None, retention: bool = True, min_score: float | None = None,
            min_retention: float | None = None, quiet: bool = False, model_type: str | None = None,
-           template: str | None = None) -> int:
+           template: str | None = None, checkpoints: str | None = None) -> int:
     t = targets.resolve(target, model_type=model_type, template=template)
+    mode = checkpoints or (t.recipe.verify.checkpoints if t.recipe and not CHECKPOINT_DIR.match(Path(target).name)
+                           else "last")
+    if mode != "last" and t.kind != "adapter":
+        raise UserError.one(f"--checkpoints {mode}: {t.path} is {KINDS.get(t.kind, t.kind)}, not a checkpoint of a "
+                            "LoRA run whose adapters can be swapped", fix="verify it alone (drop --checkpoints), or "
+                            "give a LoRA run's output dir or one of its checkpoints")
     settings = (t.recipe.verify if t.recipe else VerifySection()).model_copy(update={"retention": retention})
     if min_score is not None:
         settings = settings.model_copy(update={"min_score": min_score})
@@ -36,27 +44,46 @@ def verify(target: str, *, general_probes: str | None = None, retention: bool = 
     reporter = make_reporter(quiet=quiet)
     # answers beside the model, never inside it: an export's files are what its marker vouches for
     folder = t.path.parent / f"{t.path.name}.verify" if t.kind in ("export", "model") else t.path.parent / "verify" / t.path.name
+    found = checkpoints_of(t.path) if mode != "last" else []
+    scored = None
     try:
-        v = verification.verify_model(ref, t.base_ref(), catalog, probes, folder, settings=settings,
-                                      identity=t.recipe.identity if t.recipe else None, say=reporter.say)
+        if len(found) > 1:
+            scored = per_checkpoint.verify_checkpoints(
+                [(replace(ref, adapter=c.path), c.path.name, c.step, c.loss) for c in found], t.base_ref(), probes,
+                t.path.parent / "verify" / "checkpoints", mode=mode, settings=settings,
+                identity=t.recipe.identity if t.recipe else None, say=reporter.say)
+            v = scored.verified
+        else:
+            if mode != "last":
+                reporter.say(f"swiftkit: checkpoints {mode}: the run keeps one complete checkpoint; it is verified")
+            v = verification.verify_model(ref, t.base_ref(), catalog, probes, folder, settings=settings,
+                                          identity=t.recipe.identity if t.recipe else None, say=reporter.say)
     except AskFailed as failed:
         reporter.say(f"swiftkit: verification failed: {failed}")
         return failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE
     finally:
         reporter.close()
-    _record(t, v)
+    _record(t, v, scored.to_dict(mode) if scored else None)
     for failure in v.failures:
         reporter.say(f"swiftkit: {failure}")
     return EXIT_FAILURE if v.failures else EXIT_OK
 
 
-def _record(t: targets.Target, v: verification.Verified) -> None:
+KINDS = {"export": "a merged export", "model": "a model dir", "full": "a full fine-tune's checkpoint"}
+
+
+def checkpoints_of(path: Path) -> list:
+    """The complete checkpoints of the run that `path` (one of them) belongs to, in step order."""
+    return kept(inspect_checkpoint(path))
+
+
+def _record(t: targets.Target, v: verification.Verified, scores: dict | None = None) -> None:
     """A checkpoint's verification lands in its run record, under `verifications` (the run's own stays as it was)."""
     if t.record_path is None:
         return
     record = read_record(t.record_path)
     entry = {"target": str(t.path), "kind": t.kind, "answers": str(v.answers_path), "seconds": v.seconds,
              "scorecard": v.card.to_dict() if v.card else None, "retention": v.retention.to_dict() if v.retention
-             else None, **v.extra(), "failures": v.failures}
+             else None, **v.extra(), "failures": v.failures, **({"checkpoint_scores": scores} if scores else {})}
     record.extra.setdefault("verifications", []).append(entry)
     write_record(t.record_path, record)

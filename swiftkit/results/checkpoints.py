@@ -195,6 +195,13 @@ def _best_named(run: Run) -> str | None:
     return Path(value).name if isinstance(value, str) and value else None
 
 
+def kept(last: Checkpoint) -> list[Checkpoint]:
+    """The complete checkpoints of `last`'s run dir, in step order (`last` among them)."""
+    run_dir = Path(last.path).parent
+    found = [c for run in find_runs(run_dir) if run.path == run_dir for c in run.checkpoints if c.complete]
+    return found if any(c.step == last.step for c in found) else [*found, last]
+
+
 def latest_checkpoint(output_dir: Path) -> Checkpoint | None:
     """The latest complete checkpoint under `output_dir`, in one call.
 

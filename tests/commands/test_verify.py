@@ -39,3 +39,11 @@ def test_thresholds_fail_the_verification_with_the_reason(demo_run):
     code, _, err = run_cli("verify", str(out), "--min-retention", "0.99")
     assert code == 1
     assert "is below verify.min_retention 0.99: the tune changed the model's general answers" in err
+
+
+def test_checkpoints_of_something_that_is_not_a_lora_run_are_refused_before_anything_loads(demo_run):
+    out, *_ = demo_run
+    code, _, err = run_cli("verify", str(out / "model"), "--checkpoints", "all")
+    assert code == 2 and "Traceback" not in err
+    assert f"--checkpoints all: {out / 'model'} is a model dir, not a checkpoint of a LoRA run" in err
+    assert "fix: verify it alone (drop --checkpoints)" in err
