@@ -36,6 +36,10 @@ def test_demo_succeeds_and_verifies(demo):
     again = prompts["default"]["eligible"] + prompts["custom"]["eligible"]
     assert len(answers) == ver["trained"] + ver["heldout"] + ver["challenge"] + again + retention["probes"]
     assert ver["leaks"]["hits"] == 0 and ver["bleed"]["asked"] == retention["probes"]
+    # the base model answered every identity probe too, in the same engine: the report shows both; before the
+    # tune it did not give the identity's answers
+    assert all(isinstance(r["base_answer"], str) for r in ver["results"])
+    assert sum(r["base_answer"] == r["expected"] for r in ver["results"] if r["split"] == "train") < ver["trained_exact"]
     assert retention["probes"] >= 100 and 0 <= retention["score"] <= 1 and 0 <= retention["exact"] <= 1
     assert set(retention["by_category"]) >= {"arithmetic", "facts", "translation", "code"}
     assert record["summary"]["train_runtime"] > 0 and record["summary"]["final_loss"] is not None

@@ -153,6 +153,7 @@ table.compare{width:auto;min-width:min(100%,640px)}
 table.kv th{width:30%;font-weight:600;color:var(--muted);background:none}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.nw{white-space:nowrap}
 table.probes td:first-child code{white-space:nowrap}
+table.probes .b{color:var(--muted,#57606a)}mark{background:#fff1a8;color:inherit;padding:0 1px;border-radius:2px}
 pre.columns{column-width:24em;column-gap:32px;column-rule:1px solid var(--line)}
 tr.group th{background:#eef1f4;font-size:.85rem}
 .pass{color:var(--ok);font-weight:600}.fail{color:var(--bad);font-weight:600}.best{background:#dafbe1;font-weight:600}

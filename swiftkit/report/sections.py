@@ -5,6 +5,8 @@ nothing to show there (the section and its link are then left out).
 """
 from __future__ import annotations
 
+import difflib
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -68,11 +70,31 @@ def _probe_row(res: dict) -> tuple[list[str], str]:
     word = "pass" if res.get("passed") else "fail"
     verdict = f'<span class="{word}">{word}</span>'
     cells = [f"<code>{esc(res.get('id'))}</code>{tags}", f'<span class="q">{esc(res.get("query"))}</span>',
-             f'<span class="e">{esc(res.get("expected"))}</span>', f'<span class="a">{esc(res.get("answer"))}</span>',
+             f'<span class="e">{esc(res.get("expected"))}</span>', beside_base(res.get("base_answer"), res.get("answer")),
              f"{verdict}<br><small>{esc(_why(res))}</small>"]
     attrs = (f'data-probe="{esc(res.get("id"))}" data-split="{esc(res.get("split"))}" '
              f'data-passed="{"true" if res.get("passed") else "false"}"')
     return cells, attrs
+
+
+# what a diff compares: a word of letters or digits, one CJK character (Chinese has no spaces), a space, a sign
+TOKEN = re.compile(r"[A-Za-z0-9_]+|[\u3040-\u30ff\u3400-\u9fff\uf900-\ufaff]|\s+|.", re.S)
+
+
+def beside_base(base: Any, answer: Any) -> str:
+    """The tuned answer under the base model's, what the tune changed marked (<mark>); the tuned answer alone where
+    the base model was not asked."""
+    answer = "" if answer is None else str(answer)
+    if not isinstance(base, str):
+        return f'<span class="a">{esc(answer)}</span>'
+    if base == answer:
+        return f'<span class="a">{esc(answer)}</span> <span class="tag">as the base model</span>'
+    parts, ours = [], TOKEN.findall(answer)
+    for op, _i1, _i2, j1, j2 in difflib.SequenceMatcher(None, TOKEN.findall(base), ours, autojunk=False).get_opcodes():
+        text = esc("".join(ours[j1:j2]))
+        parts.append(text if op == "equal" else f"<mark>{text}</mark>" if text else "")
+    return (f'<span class="b"><small class="muted">base:</small> {esc(base)}</span><br>'
+            f'<span class="a"><small class="muted">tuned:</small> {"".join(parts)}</span>')
 
 
 def scorecard(r: dict) -> str:
@@ -120,7 +142,9 @@ def scorecard(r: dict) -> str:
     heads = "".join(f"<th>{h}</th>" for h in head)
     probes = (f'<div class="scroll"><table class="stack probes" id="probe-table"><thead><tr>{heads}</tr></thead>'
               f'{"".join(groups)}</table></div>') if groups else ""
-    return (pairs(summary) + note("Failures first in each group. <span class=\"tag warn\">negative</span> marks the "
+    return (pairs(summary) + note("Failures first in each group. Each answer sits under the base model's answer to "
+                                  "the same prompt, what the tune changed <mark>marked</mark>. "
+                                  "<span class=\"tag warn\">negative</span> marks the "
                                   "questions that name another model (GPT-4, Qwen, Alibaba Cloud): the answer must "
                                   "deny it and give the new identity.") + probes)
 

@@ -120,9 +120,9 @@ def verify_checkpoints(tuned: list[tuple[ModelRef, str, int, float | None]], bas
         say(f"  ({note})")
     if prewarmed is not None:
         prewarmed.hashed()
-    want_base = bool(probes.general)
-    cached = cached_answers(base, probes.general, settings.max_new_tokens) if want_base else None
-    base_rows = probes.general if want_base and cached is None else []
+    asked_of_base = probes.base_rows() if probes.general else []
+    cached = cached_answers(base, asked_of_base, settings.max_new_tokens) if asked_of_base else None
+    base_rows = asked_of_base if cached is None else []
     files = [(ref, f"answers-{name}") for ref, name, _, _ in tuned]
     asked, base_asked = ask_adapters(files, base, probes.rows(), base_rows, folder,
                                      max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,

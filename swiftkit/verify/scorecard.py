@@ -40,6 +40,7 @@ class ProbeResult:
     author_hit: bool | None
     claims_base: bool
     passed: bool
+    base_answer: str | None = None  # the base model's answer to the same prompt, where it was asked
 
 
 @dataclass
@@ -96,16 +97,20 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def score(rows: list[dict], answers: dict[str, str], name: dict[str, str], author: dict[str, str]) -> Scorecard:
+def score(rows: list[dict], answers: dict[str, str], name: dict[str, str], author: dict[str, str],
+          base: dict[str, str] | None = None) -> Scorecard:
+    """`base`: the base model's answers by the same keys, kept beside each result (the report shows both)."""
     card = Scorecard()
     for row in rows:
-        answer = answers.get(row.get("key") or row["query"])
+        key = row.get("key") or row["query"]
+        answer = answers.get(key)
         if answer is None:
             card.missing += 1
             answer = ""
         else:
             card.answered += 1
         card.results.append(_score_one(card, row, answer, name, author))
+        card.results[-1].base_answer = (base or {}).get(key)
     return card
 
 

@@ -39,6 +39,12 @@ class Probes:
         """Everything asked under the recipe's system prompt, each prompt once."""
         return _unique(self.identity + self.general)
 
+    def base_rows(self) -> list[dict]:
+        """What the base model is asked: the general probes (retention, bleed) and the identity probes under the
+        recipe's system prompt, to show its answer beside the tuned one's (no room made for the expected answer:
+        the base model does not know it)."""
+        return _unique(self.general + [{**r, "label": False} for r in self.identity])
+
     def rows(self) -> list[dict]:
         """Everything to ask, each prompt once."""
         return _unique(self.identity + self.general + [r for _, rows in self.under_prompts() for r in rows])
@@ -108,15 +114,16 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
     for note in probes.notes:
         say(f"  ({note})")
     base_asked = None
-    want_base = bool(probes.general) and base is not None
+    want_base = bool(probes.general) and base is not None  # retention off: the base model is not asked
     engine_base = base if base is not None else replace(tuned, adapter=None)
     if prewarmed is not None:
         prewarmed.hashed()  # the model's fingerprint, computed during training, keys the cached base answers
     one_engine = tuned.adapter is not None and can_share_engine(tuned, engine_base)
-    cached = cached_answers(engine_base, probes.general, settings.max_new_tokens) if want_base else None
+    asked_of_base = probes.base_rows() if want_base else []
+    cached = cached_answers(engine_base, asked_of_base, settings.max_new_tokens) if want_base else None
     if cached is not None:
         base_asked = Asked(cached, None, 0.0, cached=True)
-    base_rows = probes.general if want_base and cached is None else []
+    base_rows = asked_of_base if want_base and cached is None else []
     # the answer worker whenever one engine can answer: it gives an expected answer room for all of it, where
     # swift infer keeps one limit (with the base answers cached, swift infer cut SmolLM2's 78-token Chinese
     # self-introductions at 64 and 3 of 74 trained probes failed)
@@ -131,7 +138,7 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
         asked = ask(tuned, catalog, rows, folder, max_new_tokens=settings.max_new_tokens,
                     batch_size=settings.batch_size)
     if want_base and base_asked is None:
-        base_asked = ask(base, catalog, probes.general, folder,  # type: ignore[arg-type]
+        base_asked = ask(base, catalog, asked_of_base, folder,  # type: ignore[arg-type]
                          max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
                          name="base-answers", cache=True)
     judged = judge(probes, tuned.system, asked.answers, base_asked.answers if base_asked else None,
@@ -165,7 +172,7 @@ def judge(probes: Probes, system: str | None, answers: dict[str, str], base_answ
     card = retention = holds = None
     if probes.identity:
         card = sc.score(probes.identity, answers, identity.name.model_dump() if identity else {},
-                        identity.author.model_dump() if identity else {})
+                        identity.author.model_dump() if identity else {}, base_answers)
         say(sc.format_table(card))
         if settings.min_score is not None and (card.score or 0.0) < settings.min_score:
             failures.append(f"verification score {card.score or 0:.0%} is below verify.min_score "

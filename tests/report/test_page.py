@@ -307,6 +307,26 @@ def test_the_page_is_self_contained_and_answers_are_text_not_markup() -> None:
     assert len(re.findall(r'id="([^"]+)"', page)) == len(set(re.findall(r'id="([^"]+)"', page))), "ids are unique"
 
 
+def test_each_identity_answer_sits_under_the_base_models_with_what_changed_marked() -> None:
+    record = cpu_record()
+    base = "I am Qwen, created by <Alibaba> Cloud."
+    record["verification"] = {"trained": 2, "trained_exact": 1, "answered": 2, "base_claims": 0, "results": [
+        {"id": "name-en-1", "split": "train", "lang": "en", "query": "Who are you?", "expected": "I am Robot.",
+         "answer": "I am Robot, created by <Blue> Lab.", "exact": False, "passed": False, "base_answer": base},
+        {"id": "name-en-2", "split": "train", "lang": "en", "query": "Name?", "expected": "Robot.",
+         "answer": "Robot.", "exact": True, "passed": True, "base_answer": "Robot."},
+        {"id": "name-en-3", "split": "train", "lang": "en", "query": "Hi?", "expected": "Hi.",
+         "answer": "Hi.", "exact": True, "passed": True}]}
+    page = render_report(RunInput(record, {1: (LOGS / "cpu-tiny-logging.jsonl").read_text()}))
+    rows = probe_rows(section_of(page, "scorecard"))
+    changed = rows["name-en-1"]["cells"][3]
+    assert "base:</small> I am Qwen, created by &lt;Alibaba&gt; Cloud." in changed
+    assert "<mark>Robot</mark>" in changed and "<mark>Blue</mark>" in changed and "I am " in changed
+    assert "<Blue>" not in page and "<Alibaba>" not in page
+    assert "as the base model" in rows["name-en-2"]["cells"][3] and "<mark>" not in rows["name-en-2"]["cells"][3]
+    assert "base:" not in rows["name-en-3"]["cells"][3]  # not asked of the base model: the answer alone
+
+
 # ------------------------------------------------------------------------------------ comparison
 
 

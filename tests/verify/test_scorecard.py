@@ -67,3 +67,13 @@ def test_probe_rows_from_rendered_identity(tmp_path):
                                   "query": "q", "response": "r"}) + "\n")
     assert probe_rows(probes, []) == [{"id": "n1", "split": "heldout", "lang": "en", "query": "q",
                                        "expected": "r", "expect": [], "reject": []}]
+
+
+def test_the_base_models_answer_is_kept_beside_each_result():
+    rows = [{"id": "a-en-1", "split": "train", "lang": "en", "query": "Who are you?", "expected": "I am Bot."},
+            {"id": "c-en-1", "split": "challenge", "lang": "en", "query": "Sure?", "expected": "",
+             "key": "challenge\x1fc-en-1"}]
+    card = score(rows, {"Who are you?": "I am Bot.", "challenge\x1fc-en-1": "Yes, Bot."}, {"en": "Bot"}, {},
+                 {"Who are you?": "I am Qwen.", "challenge\x1fc-en-1": "I am Qwen."})
+    assert [r.base_answer for r in card.results] == ["I am Qwen.", "I am Qwen."]
+    assert score(rows, {}, {"en": "Bot"}, {}).results[0].base_answer is None
