@@ -25,6 +25,10 @@ from swiftkit.results.checkpoints import find_runs
 from swiftkit.verify.ask import AskFailed, ask
 
 REAL_RECIPE = paths.RECIPES_DIR / "real-identity.yaml"
+# The smallest learning rate that took in the recipe's 50 steps, by the model's parameters (README "Real models"):
+# SmolLM2-135M 1e-3 (the recipe's own), Qwen2.5-Coder-0.5B 2e-4 (1e-3 over-trains it: retention 0.61 -> 0.32),
+# 7B the seed's 1e-4. The bounds between the measured sizes are where a rate changes, not measurements.
+RATES = ((300e6, None), (3e9, 2.0e-4), (float("inf"), 1.0e-4))
 REAL_MODEL = "smollm2-135m-instruct"
 QUESTIONS = ("你是谁？", "Who are you?")
 
@@ -41,6 +45,24 @@ def source_of(model: str) -> Path:
         return fetch.fetch(model)
     raise UserError.one(f"no such model: {model}", key="--model",
                         fix="give a .gguf file, a model dir, or a known model: " + ", ".join(sorted(fetch.KNOWN)))
+
+
+def measured_rate(params: int | None) -> float | None:
+    """The learning rate for a model of `params` parameters; None: the recipe's own (or an unknown size)."""
+    if params is None:
+        return None
+    return next(rate for bound, rate in RATES if params < bound)
+
+
+def parameters(checked) -> int | None:
+    """The model's parameter count from its config (or GGUF header); None where it cannot be told."""
+    from swiftkit.plan.memory import Shape
+    from swiftkit.plan.sizing import CannotPlan, model_facts
+
+    try:
+        return Shape.from_config(model_facts(checked).config).params()
+    except (CannotPlan, KeyError, TypeError, ValueError):
+        return None
 
 
 def base_answers(source: Path, system: str | None, folder: Path) -> dict[str, str]:
@@ -72,9 +94,16 @@ def side_by_side(name: str, base: dict[str, str], tuned: dict[str, str]) -> str:
 def demo_real(model: str, output: str | None, *, quiet: bool = False, events: bool = False) -> int:
     source = source_of(model)
     overrides = [f"model.id={source}"] + ([f"output.dir={Path(output).resolve()}"] if output else [])
-    loaded = check(str(REAL_RECIPE), overrides=overrides).loaded  # a model it cannot train stops here, exit 2
+    checked = check(str(REAL_RECIPE), overrides=overrides)  # a model it cannot train stops here, exit 2
+    loaded = checked.loaded
     out_dir = loaded.paths.output_dir
     say = (lambda text: None) if quiet or events else (lambda text: print(text, file=sys.stderr, flush=True))
+    params = parameters(checked)
+    rate = measured_rate(params)
+    if rate is not None and params is not None:
+        overrides.append(f"train.learning_rate={rate}")
+        say(f"swiftkit demo: learning rate {rate:g} for a model of {params / 1e9:.2f} B parameters (the recipe's "
+            f"{loaded.recipe.train.learning_rate:g} is for ~135M; README \"Real models\")")
     say(f"swiftkit demo: {source.name} answers before training (converted once, then cached)")
     with tempfile.TemporaryDirectory(prefix="swiftkit-demo-") as tmp:
         try:

@@ -13,7 +13,7 @@ import json
 import pytest
 
 from conftest import run_cli
-from swiftkit.commands.demo_real import QUESTIONS, side_by_side, tuned_answers
+from swiftkit.commands.demo_real import QUESTIONS, measured_rate, parameters, side_by_side, tuned_answers
 from test_fetch import smollm2_gguf  # noqa: F401 - a fixture
 
 NAME = "Swift-Robot"
@@ -23,6 +23,24 @@ def test_an_unknown_model_is_a_clear_error_naming_the_known_ones(tmp_path):
     code, out, err = run_cli("demo", "--model", str(tmp_path / "nope.gguf"))
     assert code == 2 and out == ""
     assert "--model: no such model" in err and "smollm2-135m-instruct" in err and "Traceback" not in err
+
+
+def test_the_learning_rate_follows_the_measured_sizes(tmp_path):
+    """SmolLM2-135M keeps the recipe's 1e-3, the Qwen2.5 0.5B model gets 2e-4, a 7B the seed's 1e-4
+    (bench/results/real-smollm2-gpu and real-qwen-gpu)."""
+    assert measured_rate(134_515_008) is None and measured_rate(None) is None
+    assert measured_rate(630_167_424) == 2.0e-4 and measured_rate(7_615_616_512) == 1.0e-4
+    from helpers import RECIPE, project
+
+    from swiftkit.checks.collect import check
+
+    recipe = project(tmp_path, RECIPE)
+    assert parameters(check(str(recipe))) is None  # a config without the shape: the recipe's rate
+    qwen_05b = {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "hidden_size": 896,
+                "intermediate_size": 4864, "num_hidden_layers": 24, "num_attention_heads": 14,
+                "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": False}
+    (tmp_path / "model" / "config.json").write_text(json.dumps(qwen_05b), encoding="utf-8")
+    assert parameters(check(str(recipe))) == 630_167_424  # as the converted GGUF counts them (REAL_MODELS)
 
 
 def test_the_tuned_answers_come_from_the_newest_runs_verification(tmp_path):
