@@ -237,7 +237,10 @@ def test_demo_report_in_a_browser(browser, demo_report) -> None:
     for res in results:
         row = shown[res["id"]]
         assert row["split"] == res["split"]
-        assert row["cells"][1:4] == [res["query"], res["expected"], res["answer"]]
+        base = res.get("base_answer")  # the tuned answer sits under the base model's (report/sections.beside_base)
+        answer = res["answer"] if base is None else f"{res['answer']} as the base model" if base == res["answer"] \
+            else f"base: {base}tuned: {res['answer']}"
+        assert row["cells"][1:4] == [res["query"], res["expected"], answer]
         assert row["cells"][4].startswith("pass" if res["passed"] else "fail")
     v = record["verification"]
     assert f"{v['trained_exact']}/{v['trained']}\nexact, trained probes" in seen["text"]
