@@ -136,23 +136,13 @@ def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, iden
         return EXIT_OK, checkpoint
     plan, folder = checked.plan, Path(checkpoint.path).parent / "verify"
     kept = checkpoints.kept(checkpoint) if r.verify.checkpoints != "last" else [checkpoint]
-    scored = None
     try:
-        if len(kept) > 1:
-            scored = per_checkpoint.verify_checkpoints(
-                [(model_ref(plan, Path(c.path)), Path(c.path).name, c.step, c.loss) for c in kept],
-                model_ref(plan, None), probes, folder, mode=r.verify.checkpoints, settings=r.verify,
-                identity=r.identity, say=reporter.say, prewarmed=prewarmed)
-            v = scored.verified
-            if r.verify.checkpoints == "best":
-                checkpoint = next(c for c in kept if Path(c.path).name == scored.chosen.checkpoint)
-        else:
-            if r.verify.checkpoints != "last":
-                reporter.say(f"swiftkit: verify.checkpoints {r.verify.checkpoints}: one complete checkpoint is kept, "
-                             "the last: it is the one verified")
-            v = verification.verify_model(model_ref(plan, Path(checkpoint.path)), model_ref(plan, None),
-                                          checked.catalog, probes, folder, settings=r.verify, identity=r.identity,
-                                          say=reporter.say, prewarmed=prewarmed)
+        v, scored = per_checkpoint.verify_kept(
+            [(model_ref(plan, Path(c.path)), Path(c.path).name, c.step, c.loss) for c in kept], model_ref(plan, None),
+            checked.catalog, probes, folder=folder, folder_for_one=folder, mode=r.verify.checkpoints,
+            settings=r.verify, identity=r.identity, say=reporter.say, prewarmed=prewarmed)
+        if scored is not None and r.verify.checkpoints == "best":
+            checkpoint = next(c for c in kept if Path(c.path).name == scored.chosen.checkpoint)
     except AskFailed as failed:
         record.verification = {"error": failed.to_dict()}
         session.save()
@@ -161,9 +151,8 @@ def verify_step(checked: Checked, session: Session, checkpoint: Checkpoint, iden
     record.verification = {**(v.card.to_dict() if v.card else {}), "min_score": r.verify.min_score,
                            **v.extra(), "failures": v.failures, "answers": str(v.answers_path),
                            "seconds": v.seconds, "phases": v.phases, "checkpoint": str(checkpoint.path)}
-    if scored is not None:
+    if scored is not None:  # the checkpoint judged (the last, or the one chosen) is `checkpoint`
         record.extra["checkpoint_scores"] = scored.to_dict(r.verify.checkpoints)
-        record.verification["checkpoint"] = str(Path(checkpoint.path).parent / scored.verdict.checkpoint)
     record.retention = {**v.retention.to_dict(), "min_retention": r.verify.min_retention,
                         "eval_loss": held_out_loss(record.summary)} if v.retention else None
     if record.retention and record.retention["eval_loss"]:

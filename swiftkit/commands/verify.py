@@ -30,12 +30,13 @@ def verify(target: str, *, general_probes: str | None = None, retention: bool = 
         settings = settings.model_copy(update={"min_score": min_score})
     if min_retention is not None:
         settings = settings.model_copy(update={"min_retention": min_retention})
+    identity = t.recipe.identity if t.recipe else None
     identity_probes = t.data_dir / "identity.probes.jsonl" if t.data_dir else None
     general = Path(general_probes).resolve() if general_probes else t.general_probes
     catalog = load_catalog()
     ref = t.ref()
     template = catalog.template_of(ref.model_type, ref.template)
-    probes = verification.load(settings, identity_probes, general, identity=t.recipe.identity if t.recipe else None,
+    probes = verification.load(settings, identity_probes, general, identity=identity,
                                train_system=ref.system, template=template,
                                default_system=catalog.default_system(template))
     if not probes.rows():
@@ -44,20 +45,12 @@ def verify(target: str, *, general_probes: str | None = None, retention: bool = 
     reporter = make_reporter(quiet=quiet)
     # answers beside the model, never inside it: an export's files are what its marker vouches for
     folder = t.path.parent / f"{t.path.name}.verify" if t.kind in ("export", "model") else t.path.parent / "verify" / t.path.name
-    found = checkpoints_of(t.path) if mode != "last" else []
-    scored = None
+    found = kept(inspect_checkpoint(t.path)) if mode != "last" else []
+    tuned = [(replace(ref, adapter=c.path), c.path.name, c.step, c.loss) for c in found] or [(ref, t.path.name, 0, None)]
     try:
-        if len(found) > 1:
-            scored = per_checkpoint.verify_checkpoints(
-                [(replace(ref, adapter=c.path), c.path.name, c.step, c.loss) for c in found], t.base_ref(), probes,
-                t.path.parent / "verify" / "checkpoints", mode=mode, settings=settings,
-                identity=t.recipe.identity if t.recipe else None, say=reporter.say)
-            v = scored.verified
-        else:
-            if mode != "last":
-                reporter.say(f"swiftkit: checkpoints {mode}: the run keeps one complete checkpoint; it is verified")
-            v = verification.verify_model(ref, t.base_ref(), catalog, probes, folder, settings=settings,
-                                          identity=t.recipe.identity if t.recipe else None, say=reporter.say)
+        v, scored = per_checkpoint.verify_kept(tuned, t.base_ref(), catalog, probes,
+                                               folder=t.path.parent / "verify" / "checkpoints", folder_for_one=folder,
+                                               mode=mode, settings=settings, identity=identity, say=reporter.say)
     except AskFailed as failed:
         reporter.say(f"swiftkit: verification failed: {failed}")
         return failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE
@@ -70,11 +63,6 @@ def verify(target: str, *, general_probes: str | None = None, retention: bool = 
 
 
 KINDS = {"export": "a merged export", "model": "a model dir", "full": "a full fine-tune's checkpoint"}
-
-
-def checkpoints_of(path: Path) -> list:
-    """The complete checkpoints of the run that `path` (one of them) belongs to, in step order."""
-    return kept(inspect_checkpoint(path))
 
 
 def _record(t: targets.Target, v: verification.Verified, scores: dict | None = None) -> None:

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from swiftkit.flags.catalog import Catalog
 from swiftkit.recipe.models import Identity, VerifySection
 from swiftkit.render import ModelRef
 from swiftkit.verify.ask import Prewarmed, ask_adapters, cached_answers
-from swiftkit.verify.verification import Judged, Probes, Verified, judge
+from swiftkit.verify.verification import Judged, Probes, Verified, judge, tell, verify_model
 
 
 @dataclass
@@ -137,15 +138,14 @@ def verify_checkpoints(tuned: list[tuple[ModelRef, str, int, float | None]], bas
     say(format_table(scored, mode))
     say(f"  {'to ship':10} {chosen.checkpoint}: {why}")
     say(f"swiftkit: the run is judged by {verdict.checkpoint} ({'chosen' if mode == 'best' else 'the last'}):")
-    i = scored.index(verdict)
-    again = judge(probes, tuned[i][0].system, asked[i].answers, base_answers, settings=settings, identity=identity,
-                  say=say)  # the tables of the checkpoint the run is judged by, as `last` prints them
+    i, j = scored.index(verdict), verdict.judged
+    tell(j, settings, say)  # the tables of the checkpoint the run is judged by, as `last` prints them
     seconds = round(time.monotonic() - start, 2)
     phases = {"tuned": asked[i].phases, "base": "cached" if cached is not None else (base_asked.phases if base_asked
               else None), "engine": "answer worker", "engine_seconds": asked[i].wall_seconds,
               "checkpoints": len(tuned)}
-    verified = Verified(again.card, again.retention, asked[i].answers, verdict.answers_path, again.failures, seconds,
-                        phases, again.holds, again.bleed, again.leaks)
+    verified = Verified(j.card, j.retention, asked[i].answers, verdict.answers_path, j.failures, seconds, phases,
+                        j.holds, j.bleed, j.leaks)
     return Checkpoints(scored, chosen, why, verdict, verified, seconds)
 
 
@@ -168,3 +168,18 @@ def format_table(scored: list[Scored], mode: str) -> str:
                      f"{'pass' if not s.judged.failures else str(len(s.judged.failures)) + ' failed'}")
     return "\n".join(lines)
 
+
+def verify_kept(tuned: list[tuple[ModelRef, str, int, float | None]], base: ModelRef, catalog: Catalog,
+                probes: Probes, *, folder: Path, folder_for_one: Path, mode: str, settings: VerifySection,
+                identity: Identity | None, say: Callable[[str], None],
+                prewarmed: Prewarmed | None = None) -> tuple[Verified, Checkpoints | None]:
+    """`run`'s and `verify`'s way in: several kept checkpoints scored together (answers in `folder`), else the
+    one (the last) verified alone (answers in `folder_for_one`), saying so where more were asked for."""
+    if len(tuned) > 1:
+        scored = verify_checkpoints(tuned, base, probes, folder, mode=mode, settings=settings, identity=identity,
+                                    say=say, prewarmed=prewarmed)
+        return scored.verified, scored
+    if mode != "last":
+        say(f"swiftkit: checkpoints {mode}: the run keeps one complete checkpoint; it is the one verified")
+    return verify_model(tuned[-1][0], base, catalog, probes, folder_for_one, settings=settings, identity=identity,
+                        say=say, prewarmed=prewarmed), None

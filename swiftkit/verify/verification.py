@@ -142,7 +142,8 @@ def verify_model(tuned: ModelRef, base: ModelRef | None, catalog: Catalog, probe
                          max_new_tokens=settings.max_new_tokens, batch_size=settings.batch_size,
                          name="base-answers", cache=True)
     judged = judge(probes, tuned.system, asked.answers, base_asked.answers if base_asked else None,
-                   settings=settings, identity=identity, say=say)
+                   settings=settings, identity=identity)
+    tell(judged, settings, say)
     shared = base_asked is not None and base_asked.log_path is not None and base_asked.log_path == asked.log_path
     phases = {"tuned": asked.phases, "base": "cached" if base_asked and base_asked.cached else
               (base_asked.phases if base_asked else None), "engine": "shared" if shared else
@@ -165,15 +166,13 @@ class Judged:
 
 
 def judge(probes: Probes, system: str | None, answers: dict[str, str], base_answers: dict[str, str] | None, *,
-          settings: VerifySection, identity: Identity | None, say: Callable[[str], None] | None = None) -> Judged:
-    """Score one model's answers against the probes and the base model's answers; `say` prints the tables."""
-    say = say or (lambda _text: None)
+          settings: VerifySection, identity: Identity | None) -> Judged:
+    """Score one model's answers against the probes and the base model's answers (pure: `tell` prints them)."""
     failures: list[str] = []
     card = retention = holds = None
     if probes.identity:
         card = sc.score(probes.identity, answers, identity.name.model_dump() if identity else {},
                         identity.author.model_dump() if identity else {}, base_answers)
-        say(sc.format_table(card))
         if settings.min_score is not None and (card.score or 0.0) < settings.min_score:
             failures.append(f"verification score {card.score or 0:.0%} is below verify.min_score "
                             f"{settings.min_score:.0%}: the identity did not take")
@@ -183,21 +182,29 @@ def judge(probes: Probes, system: str | None, answers: dict[str, str], base_answ
         reference = systems.score_hold(systems.recipe_prompt(system), systems.identity_rows(probes.identity),
                                        answers, name, author)
         others = [systems.score_hold(p, r, answers, name, author) for p, r in under]
-        say(systems.format_holds(others, reference, settings.min_hold))
         failures += hold_failures(others, reference, settings)
         holds = [reference, *others]
     if probes.general and base_answers is not None:
         retention = compare(probes.general, base_answers, answers)
-        say(format_retention(retention, settings.min_retention))
         if settings.min_retention is not None and retention.score < settings.min_retention:
             failures.append(f"retention {retention.score:.2f} is below verify.min_retention "
                             f"{settings.min_retention:.2f}: the tune changed the model's general answers")
     bled = spills.bleed(probes.general, base_answers, answers, spills.identity_words(
         identity.name.model_dump(), identity.author.model_dump())) if identity and base_answers is not None else None
     leaked = spills.leaks(answers, base_answers)
-    say(spills.format_spills(bled, leaked, settings.max_bleed))
     failures += spill_failures(bled, leaked, settings)
     return Judged(card, retention, holds, bled, leaked, failures)
+
+
+def tell(j: Judged, settings: VerifySection, say: Callable[[str], None]) -> None:
+    """The scorecard, the identity under each system prompt, retention, bleed and leaks, as tables."""
+    if j.card:
+        say(sc.format_table(j.card))
+    if j.holds:
+        say(systems.format_holds(j.holds[1:], j.holds[0], settings.min_hold))
+    if j.retention:
+        say(format_retention(j.retention, settings.min_retention))
+    say(spills.format_spills(j.bleed, j.leaks, settings.max_bleed))
 
 
 def hold_failures(holds: list[systems.Hold], reference: systems.Hold, settings: VerifySection) -> list[str]:
