@@ -108,3 +108,8 @@ def swift_config_dir() -> Path | None:
     spec = importlib.util.find_spec("swift")
     locations = list(spec.submodule_search_locations or []) if spec else []
     return Path(locations[0]) / "config" if locations else None
+
+
+def bundled_general_prompts() -> Path:
+    """The replay pool: datasets/general_prompts.jsonl."""
+    return DATASETS_DIR / "general_prompts.jsonl"

@@ -9,9 +9,10 @@ from pathlib import Path
 from swiftkit import datasets as ds, userfiles
 from swiftkit.datasets import holdout
 from swiftkit.datasets.holdout import Holdout
+from swiftkit.datasets import prompt_pool
 from swiftkit.datasets.probes import load_probes
 from swiftkit.errors import Problem, UserError, nearby_name
-from swiftkit.paths import bundled_general_probes, bundled_identity_template
+from swiftkit.paths import bundled_general_prompts, bundled_general_probes, bundled_identity_template
 from swiftkit.recipe.models import LoadedRecipe
 
 
@@ -36,6 +37,9 @@ def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[st
             template = loaded.paths.identity_template or bundled_identity_template()
             rows = _check_identity(loaded, template, key, problems)
             arg = str(output_dir / "data" / ds.IDENTITY_TRAIN_FILE)
+        elif entry.replay:
+            rows = check_replay(loaded, i, problems, notes)
+            arg = str(output_dir / "data" / prompt_pool.replay_file(i))
         elif entry.path:
             path = loaded.paths.datasets[i]
             if not path.exists():
@@ -63,6 +67,69 @@ def check_datasets(loaded: LoadedRecipe, problems: list[Problem], notes: list[st
             n = max(1, round((n or rows or 0) * entry.weight))
         args.append(f"{arg}#{n}" if n else arg)
     return args, reports, template, general
+
+
+def replay_prompts(loaded: LoadedRecipe, index: int) -> list[prompt_pool.Prompt]:
+    """The prompts a replay entry samples from (UserError, located, when they cannot be read)."""
+    path = loaded.paths.replay_prompts[index] or bundled_general_prompts()
+    return prompt_pool.load_prompts(path, f"datasets[{index}].replay.prompts")
+
+
+def replay_sample(loaded: LoadedRecipe, index: int) -> tuple[list[prompt_pool.Prompt], int, int]:
+    """A replay entry's sampled prompts, the size of its pool, and the seed that sampled them."""
+    r = loaded.recipe
+    spec = r.datasets[index].replay
+    seed = spec.seed if spec.seed is not None else r.train.seed
+    pool = replay_prompts(loaded, index)
+    return prompt_pool.pick(pool, spec.n, seed), len(pool), seed
+
+
+def replay_prompt_rows(loaded: LoadedRecipe, index: int) -> list[list[dict]]:
+    """A replay entry's rows as the plan counts them before the answers exist: each sampled prompt with a
+    one-character answer (the plan adds max_new_tokens)."""
+    return [[{"role": "user", "content": p.query}, {"role": "assistant", "content": "."}]
+            for p in replay_sample(loaded, index)[0]]
+
+
+def check_replay(loaded: LoadedRecipe, index: int, problems: list[Problem], notes: list[str]) -> int | None:
+    """A replay entry's prompts: readable, no duplicates, none a retention probe, at least n of them. Returns
+    the rows it adds (n; answers dropped at generation are counted then)."""
+    r, spec = loaded.recipe, loaded.recipe.datasets[index].replay
+    key = ("datasets", index, "replay")
+    path = loaded.paths.replay_prompts[index]
+    if path is not None:
+        special = userfiles.check_regular(path, "dataset file", key=f"datasets[{index}].replay.prompts")
+        if special or not path.is_file():
+            guess = nearby_name(path)
+            problems.append(special or loaded.problem(
+                f"replay prompt file not found: {path}", (*key, "prompts"),
+                f"did you mean '{guess}'?" if guess else "check the path (relative to the recipe), or write "
+                "`prompts: general` for the bundled pool"))
+            return None
+    try:
+        prompts = replay_prompts(loaded, index)
+    except UserError as exc:
+        problems.extend(exc.problems)
+        return None
+    if spec.n > len(prompts):
+        problems.append(loaded.problem(f"replay.n {spec.n} is more than the {len(prompts)} prompts of "
+                                       f"{spec.prompts}", (*key, "n"),
+                                       f"lower n to at most {len(prompts)}, or give a larger prompt file"))
+        return None
+    probes_path = loaded.paths.general_probes
+    if r.verify.enabled and r.verify.retention and (path is not None or probes_path is not None):
+        try:  # the bundled pool against the bundled probes is proven by the project's tests
+            probes = load_probes(probes_path or bundled_general_probes())
+        except UserError:
+            probes = []  # check_general_probes reports it
+        labels = [(str(p.get("id") or f"line {n}"), p["query"]) for n, p in enumerate(probes, 1)]
+        problems += prompt_pool.pool_problems(path or bundled_general_prompts(), prompts, labels,
+                                              f"datasets[{index}].replay.prompts")
+    seed = spec.seed if spec.seed is not None else r.train.seed
+    notes.append(f"replay: the base model answers {spec.n} of the {len(prompts)} prompts of {spec.prompts} "
+                 f"(seed {seed}, greedy, up to {spec.max_new_tokens} new tokens each) before training; the answers "
+                 "are cached for later runs, and empty, cut-off or identity-mentioning ones are dropped")
+    return spec.n
 
 
 def plan_holdout(loaded: LoadedRecipe, general: list[tuple[int, Path, int]], data_dir: Path, args: list[str],

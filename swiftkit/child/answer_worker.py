@@ -4,11 +4,13 @@ imports on an H200 host: bench/results/gpu-speed).
 
 argv[1] is a JSON spec, or, started early with no argument (verify.prewarm), the worker imports ms-swift while
 training runs and then reads the spec as one line on stdin. The spec: model, model_type, template, dtype,
-max_new_tokens, batch_size, timings (a path), adapter (PATH), and jobs: [{"tuned": bool, "questions": PATH,
+max_new_tokens, batch_size, timings (a path), adapter (PATH, or null: the model alone, as replay asks it), and jobs: [{"tuned": bool, "questions": PATH,
 "result": PATH, "adapter": PATH}] (a job's adapter, another checkpoint of the run, is loaded beside the first and
 swapped in; none: the first). Questions are swift infer datasets (ask.write_infer_dataset: each row its own system prompt,
 or none for the template's default, and its turns); each job's answers go to its result file as swift infer writes them
-(`messages` and `response`), so ask.read_answers reads both alike. The engine loads the base with the adapter,
+(`messages` and `response`, and `finish_reason` and `completion_tokens`, which tell an answer cut off at
+the limit), written whole (a temporary file renamed), so a job killed midway leaves no result file; ask.read_answers
+reads both alike. The engine loads the base with the adapter,
 as `swift infer --adapters` does; the base model's answers come with the adapter disabled (peft's
 disable_adapter). (ms-swift's per-request AdapterRequest cannot be used: TransformersEngine passes one adapter
 name for a whole batch, which peft refuses.) Greedy, as `swift infer --temperature 0`.
@@ -95,6 +97,19 @@ class _Adapters:
             self.active = self.names[key]
 
 
+def _write_result(path: str, requests: list, responses: list) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        for request, response in zip(requests, responses):
+            choice = response.choices[0] if response and response.choices else None
+            usage = getattr(response, "usage", None)
+            f.write(json.dumps({"messages": request.messages, "response": choice.message.content if choice else "",
+                                "finish_reason": choice.finish_reason if choice else None,
+                                "completion_tokens": usage.completion_tokens if usage else None},
+                               ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
 def main() -> int:
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -113,12 +128,13 @@ def main() -> int:
         timings["start"] = 0.0
     mark = time.monotonic()
     dtype = getattr(torch, spec["dtype"]) if spec.get("dtype") else None
-    engine = TransformersEngine(spec["model"], adapters=[spec["adapter"]], model_type=spec.get("model_type"),
+    adapters = [spec["adapter"]] if spec.get("adapter") else []
+    engine = TransformersEngine(spec["model"], adapters=adapters, model_type=spec.get("model_type"),
                                 template_type=spec.get("template"), torch_dtype=dtype, max_batch_size=spec["batch_size"])
     timings["model_load"] = round(time.monotonic() - mark, 2)
     print(f"[swiftkit] model loaded on {engine.model.device}", file=sys.stderr, flush=True)
     count = _token_counter(engine)
-    swap = _Adapters(engine.model, spec["adapter"])
+    swap = _Adapters(engine.model, spec["adapter"]) if adapters else None
     timings["generation_tuned"] = []
     for job in spec["jobs"]:
         mark = time.monotonic()
@@ -127,12 +143,9 @@ def main() -> int:
         adapter = job["tuned"]
         if adapter:
             swap.use(job.get("adapter") or spec["adapter"])
-        with (contextlib.nullcontext() if adapter else engine.model.disable_adapter()):
+        with (contextlib.nullcontext() if adapter or swap is None else engine.model.disable_adapter()):
             responses = _infer(engine, requests, limits, RequestConfig)
-        with open(job["result"], "w", encoding="utf-8") as f:
-            for request, response in zip(requests, responses):
-                answer = response.choices[0].message.content if response and response.choices else ""
-                f.write(json.dumps({"messages": request.messages, "response": answer}, ensure_ascii=False) + "\n")
+        _write_result(job["result"], requests, responses)
         seconds = round(time.monotonic() - mark, 2)
         if adapter:
             timings["generation_tuned"].append(seconds)

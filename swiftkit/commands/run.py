@@ -71,6 +71,9 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
             reporter.say(f"swiftkit: {planned.line()}" + (f"\n  auto: {planned.choice}" if planned.choice else ""))
         reporter.say(f"swiftkit: training {checked.loaded.path} (ms-swift {checked.catalog.version})")
         session = Session(checked, record, reporter, lock_fd)
+        code = replay_step(checked, session)
+        if code != EXIT_OK:
+            return code
         prewarmed = prewarm(checked, plan) if do_verify else None
         code, checkpoint = session.train(plan)
         if checkpoint is None:
@@ -92,6 +95,47 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
 
             after_run(session.record_path, reporter.say)
         reporter.close()
+
+
+def replay_step(checked: Checked, session: Session) -> int:
+    """Replay entries: the base model answers their prompts (or the cache does), and the rows go into the run's
+    data before the first attempt. A generation that fails or is stopped keeps the parts it finished."""
+    entries = [i for i, d in enumerate(checked.loaded.recipe.datasets) if d.replay]
+    if not entries:
+        return EXIT_OK
+    from swiftkit.replay.generate import generate, summary
+
+    record, say, made = session.record, session.reporter.say, []
+    for i in entries:
+        try:
+            made.append(generate(checked, i, checked.plan.output_dir / ".swiftkit", say))
+        except AskFailed as failed:
+            code = failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE
+            stopped = bool(failed.diagnosis and failed.diagnosis.kind == "interrupted")
+            record.status, record.exit_code = ("interrupted" if stopped else "failed"), code
+            record.extra["replay"] = {"error": failed.to_dict(), "entry": i}
+            session.save()
+            say(f"swiftkit: replay: the base model did not answer its prompts: {failed}\n  the parts answered "
+                "before are cached: the next run asks only for the rest; nothing was trained")
+            return code
+    for m in made:
+        if m.kept == 0:  # ms-swift would fail on an empty file minutes later, with StopIteration
+            record.status, record.exit_code = "failed", EXIT_FAILURE
+            record.extra["replay"] = [x.to_dict() for x in made]
+            session.save()
+            say(f"swiftkit: replay: every answer of the base model was dropped ({summary(m.to_dict() | {'share': None})}"
+                f"); nothing was trained\n  the answers: {m.cache}\n  fix: a model that answers these prompts, a larger "
+                "replay.max_new_tokens (if they were cut off), or another prompt file")
+            return EXIT_FAILURE
+    other_rows = [d.get("usable_rows", d.get("rows")) for d in record.datasets]
+    hub = [d.samples for d in checked.loaded.recipe.datasets if d.hub]
+    total = None if None in hub or None in other_rows else sum(other_rows) + sum(hub) + sum(m.kept for m in made)
+    record.extra["replay"] = [{**m.to_dict(), "share": round(m.kept / total, 3) if total else None} for m in made]
+    record.datasets += [{"path": m.path, "rows": m.kept, "replay": True} for m in made]
+    for m in record.extra["replay"]:
+        say(f"swiftkit: {summary(m)}")
+    session.save()
+    return EXIT_OK
 
 
 def resume_plan(checked: Checked, record: RunRecord, reporter: Reporter, planned: Sizing | None = None) -> Plan:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from swiftkit import datasets as ds
 from swiftkit.checks.collect import Checked
+from swiftkit.checks.data import replay_prompt_rows
 from swiftkit.errors import UserError
 from swiftkit.paths import cache_dir
 from swiftkit.plan import memory as memplan
@@ -144,13 +145,16 @@ def model_facts(checked: Checked) -> ModelFacts:
 
 # -- the data --------------------------------------------------------------------------------------
 
-def conversations(checked: Checked) -> tuple[list[list[dict]], list[str]]:
+def conversations(checked: Checked) -> tuple[list[list[dict]], list[str], list[int]]:
     """Every usable row of the recipe's local data as messages (the identity rows rendered as a run
-    renders them), and notes on data that cannot be read offline."""
+    renders them), notes on data that cannot be read offline, and tokens to add to each row's measured length
+    (a replay row before its answer exists: the prompt with a one-character answer, plus max_new_tokens)."""
     rows: list[list[dict]] = []
     notes: list[str] = []
+    pads: list[int] = []
     r = checked.loaded.recipe
     for i, entry in enumerate(r.datasets):
+        before = len(rows)
         if entry.identity and r.identity is not None and checked.identity_template is not None:
             with tempfile.TemporaryDirectory() as tmp:
                 files = ds.render_identity(checked.identity_template, Path(tmp), name=r.identity.name.model_dump(),
@@ -158,10 +162,17 @@ def conversations(checked: Checked) -> tuple[list[list[dict]], list[str]]:
                 rows += ds.conversations(files.train_path)
         elif entry.path:
             rows += ds.conversations(checked.loaded.paths.datasets[i])
+        elif entry.replay:
+            rows += replay_prompt_rows(checked.loaded, i)
+            notes.append(f"replay rows are planned as their prompts plus max_new_tokens {entry.replay.max_new_tokens} "
+                         "(the answers are generated at the start of the run; most are shorter)")
+            pads += [entry.replay.max_new_tokens] * (len(rows) - before)
+            continue
         elif entry.hub:
             notes.append(f"{entry.hub}: a hub dataset cannot be measured offline; its rows are assumed as long "
                          f"as max_length {r.train.max_length}")
-    return rows, notes
+        pads += [0] * (len(rows) - before)
+    return rows, notes, pads
 
 
 def _lengths_key(rows: list[list[dict]], model: ModelFacts, system: str | None) -> str:
@@ -206,11 +217,12 @@ def longest_row(checked: Checked, model: ModelFacts) -> tuple[int, str, int, lis
     """(longest kept row in tokens, where from, rows kept, notes). Rows over max_length are dropped
     by ms-swift, so they do not count; hub data and a missing tokenizer count as max_length."""
     max_length = checked.loaded.recipe.train.max_length
-    rows, notes = conversations(checked)
+    rows, notes, pads = conversations(checked)
     if model.tokenizer_dir is None:
         notes.append(f"no tokenizer to measure the rows with: assuming rows of max_length {max_length}")
         return max_length, "assumed: max_length", len(rows), notes
-    lengths = [n for n in row_lengths(checked, rows, model) if n is not None] if rows else []
+    measured = row_lengths(checked, rows, model) if rows else []
+    lengths = [n + pad for n, pad in zip(measured, pads) if n is not None]
     kept = [n for n in lengths if n <= max_length]
     if len(kept) < len(lengths):
         notes.append(f"{len(lengths) - len(kept)} row(s) longer than max_length {max_length} are dropped by ms-swift")

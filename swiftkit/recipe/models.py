@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from swiftkit.errors import Problem, UserError
 from swiftkit.recipe.numbers import MAX_BATCH, MAX_GB, MAX_RANK, MAX_SECONDS, MAX_STEPS, MAX_TOKENS
+from swiftkit.recipe.replay_section import BUNDLED_POOL, ReplaySpec
 from swiftkit.recipe.strict import Strict
 from swiftkit.recipe.verify_section import CUSTOM_SYSTEM, Probe, VerifySection  # noqa: F401 (re-exported)
 from swiftkit.recipe.yamlfile import YamlDoc, dotted, load_yaml
@@ -77,17 +78,21 @@ class DatasetEntry(Strict):
     path: str | None = Field(None, description="A local JSON/JSONL/CSV/parquet file, relative to the recipe")
     hub: str | None = Field(None, description="A hub dataset id, org/name[:subset]")
     identity: bool = Field(False, description="The self-cognition data rendered from `identity:`")
+    replay: ReplaySpec | None = Field(None, description="The base model's own answers to general prompts, "
+                                      "generated before training and cached (`replay: {n: 500}`)")
     samples: int | None = Field(None, gt=0, le=10**10, description="Rows to sample (ms-swift repeats the data when larger)")
     weight: float | None = Field(None, gt=0, le=1e4, description="Scale the entry's row count by this factor")
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
-        # "AI-ModelScope/alpaca-gpt4-data-zh#500", "data/mine.jsonl", "identity", "identity#100"
+        # "AI-ModelScope/alpaca-gpt4-data-zh#500", "data/mine.jsonl", "identity", "identity#100", "replay#300"
         if not isinstance(value, str):
             return value
         source, _, count = value.partition("#")
         entry: dict[str, Any] = {}
+        if source == "replay":
+            return {"replay": {"n": count} if count else {}}
         if count:
             entry["samples"] = count
         if source == "identity":
@@ -100,15 +105,21 @@ class DatasetEntry(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> "DatasetEntry":
-        given = [k for k in ("path", "hub") if getattr(self, k)] + (["identity"] if self.identity else [])
+        given = [k for k in ("path", "hub", "replay") if getattr(self, k)] + (["identity"] if self.identity else [])
         if len(given) != 1:
             raise PydanticCustomError("one_source", "a dataset entry needs exactly one source (got {given})",
-                                      {"given": ", ".join(given) or "none",
-                                       "fix": "write one of `path: FILE`, `hub: org/name` or `identity: true`"})
+                                      {"given": ", ".join(given) or "none", "fix": "write one of `path: FILE`, "
+                                       "`hub: org/name`, `identity: true` or `replay: {n: 500}`"})
+        if self.replay and (self.samples is not None or self.weight is not None):
+            raise PydanticCustomError("replay_count", "a replay entry takes its size from replay.n, not {key}",
+                                      {"key": "samples" if self.samples is not None else "weight",
+                                       "fix": "write `replay: {n: 300}` instead"})
         return self
 
     @property
     def label(self) -> str:
+        if self.replay:
+            return f"replay ({self.replay.prompts} x {self.replay.n})"
         return "identity" if self.identity else (self.path or self.hub or "")
 
 
@@ -280,7 +291,8 @@ class RecipePaths:
     output_dir: Path
     model: Path  # model.id as a path (a local dir when it exists or is not a hub id)
     model_is_local: bool
-    datasets: tuple[Path | None, ...]  # per datasets entry: its local file, None for hub and identity entries
+    datasets: tuple[Path | None, ...]  # per datasets entry: its local file, None for hub, identity and replay entries
+    replay_prompts: tuple[Path | None, ...]  # per datasets entry: a replay entry's prompt file (None: the bundled pool)
     identity_template: Path | None  # identity.template; None: the bundled one
     general_probes: Path | None  # verify.general_probes; None: the bundled set
     export_dir: Path | None
@@ -306,6 +318,8 @@ class LoadedRecipe:
             output_dir=self.resolve(r.output.dir), model=model,
             model_is_local=model.exists() or not looks_like_hub_id(r.model.id),
             datasets=tuple(self.resolve(d.path) if d.path else None for d in r.datasets),
+            replay_prompts=tuple(self.resolve(d.replay.prompts) if d.replay and d.replay.prompts != BUNDLED_POOL
+                                 else None for d in r.datasets),
             identity_template=self.resolve(r.identity.template) if r.identity and r.identity.template else None,
             general_probes=self.resolve(r.verify.general_probes) if r.verify.general_probes else None,
             export_dir=self.resolve(r.export.dir) if r.export.dir else None,

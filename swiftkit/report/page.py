@@ -95,10 +95,12 @@ def run_label(record: dict) -> str:
 def render_report(inp: RunInput) -> str:
     from swiftkit.report import sections as more
     from swiftkit.report.checkpoint_scores import checkpoint_scores
+    from swiftkit.report.replay import replay
 
     r, curves = inp.record, all_curves(inp)
     parts = [
         ("outcome", "Outcome", outcome(r, curves)),
+        ("replay", "Replay rows", replay(r)),
         ("training", "Training", training(r, curves)),
         ("memory", "GPU memory", memory(r, curves)),
         ("nodes", "Nodes and ranks", more.nodes(r)),

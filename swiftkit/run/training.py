@@ -95,6 +95,9 @@ class Session:
         r = self.record
         timings = {"before_training": round(self.first_attempt_at - started, 2),
                    "training": round(sum(a.get("wall_seconds") or 0 for a in r.attempts), 2)}
+        replay = r.extra.get("replay")
+        if isinstance(replay, list) and any(m.get("generated") for m in replay):
+            timings["replay"] = round(sum(m.get("seconds") or 0 for m in replay), 2)  # part of before_training
         if r.verification and "seconds" in r.verification:
             timings["verification"] = r.verification["seconds"]
         if r.exports:

@@ -205,20 +205,9 @@ def ask_adapters(tuned: list[tuple[ModelRef, str]], base: ModelRef, tuned_rows: 
                      "result": str(result),
                      "questions": str(write_infer_dataset(rows, folder / f"{name}.questions.jsonl", ref.system))})
     timings_path = folder / "answers-shared.timings.json"
-    spec = {"model": base.model, "adapter": str(tuned[0][0].adapter), "model_type": base.model_type,
-            "template": base.template, "dtype": base.dtype, "max_new_tokens": max_new_tokens,
-            "batch_size": batch_size, "jobs": jobs, "timings": str(timings_path)}
-    if prewarmed is not None:
-        code, tail, log_path, wall = _answer_prewarmed(prewarmed, spec)
-        if code != 0:
-            raise AskFailed(code, diagnose(tail, code), log_path)
-    else:
-        finished = supervise([sys.executable, str(CHILD_DIR / "answer_worker.py"), json.dumps(spec)], base.env,
-                             folder / "answers-shared.log", lambda _line: None)
-        if finished.returncode != 0:
-            diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
-            raise AskFailed(finished.returncode, diagnosis, finished.log_path)
-        log_path, wall = finished.log_path, finished.wall_seconds
+    spec = worker_spec(base, jobs, timings_path, adapter=tuned[0][0].adapter, max_new_tokens=max_new_tokens,
+                       batch_size=batch_size)
+    log_path, wall = answer_worker(base, spec, folder / "answers-shared.log", prewarmed=prewarmed)
     timings = json.loads(timings_path.read_text(encoding="utf-8"))
     shared = {k: timings.get(k, 0.0) for k in ("start", "model_load")}
     answers = [keyed(rows, ref.system, read_answers(Path(job["result"])))
@@ -232,6 +221,31 @@ def ask_adapters(tuned: list[tuple[ModelRef, str]], base: ModelRef, tuned_rows: 
     if key:
         _write_cache(key, answers[-1])
     return tuned_asked, Asked(answers[-1], log_path, 0.0, phases={"generation": timings.get("generation_base", 0.0)})
+
+
+def worker_spec(base: ModelRef, jobs: list[dict], timings: Path, *, adapter: Path | None, max_new_tokens: int,
+                batch_size: int) -> dict:
+    """What child/answer_worker.py is told: the model, one adapter it loads with (or none), the jobs."""
+    return {"model": base.model, "adapter": str(adapter) if adapter else None, "model_type": base.model_type,
+            "template": base.template, "dtype": base.dtype, "max_new_tokens": max_new_tokens,
+            "batch_size": batch_size, "jobs": jobs, "timings": str(timings)}
+
+
+def answer_worker(base: ModelRef, spec: dict, log_path: Path, *, prewarmed: Prewarmed | None = None,
+                  on_line=lambda _line: None) -> tuple[Path, float]:
+    """Run child/answer_worker.py on `spec` (in the prewarmed worker where there is one): (its log, seconds);
+    AskFailed with ms-swift's diagnosis when it does not finish."""
+    if prewarmed is not None:
+        code, tail, log_path, wall = _answer_prewarmed(prewarmed, spec)
+        if code != 0:
+            raise AskFailed(code, diagnose(tail, code), log_path)
+        return log_path, wall
+    finished = supervise([sys.executable, str(CHILD_DIR / "answer_worker.py"), json.dumps(spec)], base.env,
+                         log_path, on_line)
+    if finished.returncode != 0:
+        diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
+        raise AskFailed(finished.returncode, diagnosis, finished.log_path)
+    return finished.log_path, finished.wall_seconds
 
 
 def _answer_prewarmed(prewarmed: Prewarmed, spec: dict) -> tuple[int, list[str], Path, float]:

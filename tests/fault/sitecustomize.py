@@ -7,6 +7,8 @@ SWIFTKIT_TEST_OOM_AFTER_STEP=K: ... but only once K steps are done (so checkpoin
 SWIFTKIT_TEST_STEP_SLEEP=S: every training step sleeps S seconds (time to kill or interrupt a run).
 SWIFTKIT_TEST_HANG_AT_STEP=K: once K steps are done the training step never returns and prints nothing,
 as a dataloader deadlock or a collective waiting for a dead rank does.
+SWIFTKIT_TEST_GENERATE_SLEEP=S: in the answer worker (verification, replay), every engine call sleeps S seconds
+first (time to interrupt a generation between its parts).
 SWIFTKIT_TEST_ABORT_AT_EXIT=1: the training process aborts while shutting down, after everything is saved,
 printing what a C++ std::terminate prints (as in cpu-tiny-ddp2-teardown-abort.log).
 """
@@ -24,6 +26,7 @@ AFTER = int(os.environ.get("SWIFTKIT_TEST_OOM_AFTER_STEP", "0"))
 SLEEP = float(os.environ.get("SWIFTKIT_TEST_STEP_SLEEP", "0"))
 HANG = os.environ.get("SWIFTKIT_TEST_HANG_AT_STEP")
 ABORT = os.environ.get("SWIFTKIT_TEST_ABORT_AT_EXIT")
+GENERATE_SLEEP = float(os.environ.get("SWIFTKIT_TEST_GENERATE_SLEEP", "0"))
 
 
 def _patch(module) -> None:
@@ -46,11 +49,26 @@ def _patch(module) -> None:
     module.Trainer.training_step = training_step
 
 
+def _slow_engine(module) -> None:
+    import time
+
+    original = module.TransformersEngine.infer
+
+    def infer(self, *args, **kwargs):
+        time.sleep(GENERATE_SLEEP)
+        return original(self, *args, **kwargs)
+
+    module.TransformersEngine.infer = infer
+
+
 class _AfterImport(importlib.abc.MetaPathFinder):
-    """Patch transformers.trainer right after it is imported, whoever imports it."""
+    """Patch a module right after it is imported, whoever imports it."""
+
+    def __init__(self, target: str = "transformers.trainer", patch=None):
+        self.target, self.patch = target, patch or _patch
 
     def find_spec(self, name, path, target=None):
-        if name != "transformers.trainer":
+        if name != self.target:
             return None
         sys.meta_path.remove(self)
         spec = importlib.util.find_spec(name)
@@ -59,7 +77,7 @@ class _AfterImport(importlib.abc.MetaPathFinder):
 
         def exec_and_patch(module):
             exec_module(module)
-            _patch(module)
+            self.patch(module)
 
         loader.exec_module = exec_and_patch
         return spec
@@ -82,3 +100,7 @@ def _abort_at_exit() -> None:
 
 if ABORT and sys.argv[:1] and sys.argv[0].replace("\\", "/").endswith("swift/cli/sft.py"):
     _abort_at_exit()
+
+
+if GENERATE_SLEEP and sys.argv[:1] and sys.argv[0].endswith("answer_worker.py"):
+    sys.meta_path.insert(0, _AfterImport("swift.infer_engine.transformers_engine", _slow_engine))

@@ -1,0 +1,1 @@
+"""Replay rows: the base model's own answers to general prompts, generated before training through the answer engine verification uses, cached part by part, filtered and written into the run's data. May import: recipe, checks, datasets, render, results, verify, flags, logparse, process, paths."""
