@@ -8,12 +8,15 @@ A CONFIG is a name that spells its settings, e.g. `lr1e-3-ep10`, `lr2e-3-ep3-b8`
   sN     train.max_steps (instead of epochs)
   bN     train.effective_batch_size (default 16, the seed's)
   rN     lora.rank (alpha stays 4 x rank, the seed's ratio)
-  mixN   N of the bundled written general rows (datasets/general_rows.jsonl) beside the identity rows
+  mixN   N of the bundled written general rows (datasets/general_rows.jsonl, its first 540) beside the identity rows
+  replayN  N replay rows: the base model's own answers to N prompts of the bundled pool (datasets/general_prompts.jsonl)
   sysdef the identity rows trained under the recipe's system prompt and the template's default in turn
          (identity.train_systems: [recipe, default])
 A name may start with `best`: the cheapest configuration so far (fewest rows trained) whose identity took
 (trained probes >= 95 % exact, held-out names and authors >= 90 %, no base-identity claims), e.g. `best-mix300`.
 `--deadline S` starts no run that the slowest run so far says would end after S seconds.
+`--heldout` evaluates every run on the same 60 written general rows (the last 60 of general_rows.jsonl, which no
+mixN run trains on) at step 0 and at the end: eval loss for every configuration, replay or not.
 Every run starts from bench/real/identity.yaml (the seed's settings otherwise) and writes DIR/NAME.record.json
 and DIR/NAME.txt; `--export NAME` also exports that run merged in float32 and bfloat16 and records agreement
 with base + adapter. DIR/summary.md and DIR/summary.json gather one row per run.
@@ -33,10 +36,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "bench" / "real" / "identity.yaml"
 GENERAL_ROWS = ROOT / "datasets" / "general_rows.jsonl"
-PART = re.compile(r"(lr|ep|s|b|r|mix)([0-9.e-]+?)(?=-(?:lr|ep|s|b|r|mix)[0-9]|-sysdef|$)|(sysdef)")
+PART = re.compile(r"(lr|ep|s|b|r|mix|replay)([0-9.e-]+?)(?=-(?:lr|ep|s|b|r|mix|replay)[0-9]|-sysdef|$)|(sysdef)")
+HELDOUT = 60  # the last rows of general_rows.jsonl: evaluated, never trained
 
 
-def overrides_of(name: str) -> list[str]:
+def split_general(folder: Path) -> tuple[Path, Path]:
+    """general_rows.jsonl as (the rows mixN samples from, the held-out rows every run is evaluated on)."""
+    lines = GENERAL_ROWS.read_text(encoding="utf-8").splitlines(keepends=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "general-train.jsonl").write_text("".join(lines[:-HELDOUT]), encoding="utf-8")
+    (folder / "general-heldout.jsonl").write_text("".join(lines[-HELDOUT:]), encoding="utf-8")
+    return folder / "general-train.jsonl", folder / "general-heldout.jsonl"
+
+
+def overrides_of(name: str, train_rows: Path = GENERAL_ROWS) -> list[str]:
     out, seen = [], ""
     for key, value, flag in PART.findall(name):
         seen += f"-{key}{value}{flag}"
@@ -53,7 +66,9 @@ def overrides_of(name: str) -> list[str]:
         elif key == "r":
             out += [f"lora.rank={int(value)}", f"lora.alpha={4 * int(value)}"]
         elif key == "mix":
-            out.append(f"datasets=[identity, {{path: {GENERAL_ROWS}, samples: {int(value)}}}]")
+            out.append(f"datasets=[identity, {{path: {train_rows}, samples: {int(value)}}}]")
+        elif key == "replay":
+            out.append(f"datasets=[identity, {{replay: {{n: {int(value)}, max_new_tokens: 384}}}}]")
     if seen.lstrip("-") != name:
         sys.exit(f"cannot read the configuration name {name!r} (read {seen.lstrip('-')!r})")
     return out
@@ -107,10 +122,20 @@ def row_of(name: str, record: dict, code: int, wall: float) -> dict:
         "bleed": f"{(card.get('bleed') or {}).get('hits')}/{(card.get('bleed') or {}).get('asked')}"
         if card.get("bleed") else None,
         "retention": ret.get("score"), "retention_exact": ret.get("exact"),
-        "eval_loss": ret.get("eval_loss"),
+        "eval_loss": ret.get("eval_loss") or held_out(summary),
+        "replay": [{k: m.get(k) for k in ("kept", "asked", "dropped", "seconds", "share")}
+                   for m in record.get("replay") or [] if isinstance(m, dict)] or None,
         "exports": [{"dtype": e.get("dtype"), "agreement": e.get("agreement"), "verified": e.get("verified")}
                     for e in record.get("exports") or []],
     }
+
+
+def held_out(summary: dict) -> dict | None:
+    """Eval loss on swift.val_dataset at step 0 and the end (--heldout), as the record keeps the recipe's own."""
+    start, end = summary.get("eval_loss_start"), summary.get("eval_loss_end")
+    if not start or not end or start.get("step") != 0:
+        return None
+    return {"start": start["loss"], "end": end["loss"], "end_step": end["step"]}
 
 
 def main() -> int:
@@ -124,9 +149,13 @@ def main() -> int:
     p.add_argument("--deadline", type=float, default=None)
     p.add_argument("--export-dtype", action="append", default=[], help="float32 and bfloat16 unless given")
     p.add_argument("--set", dest="extra", action="append", default=[], help="a recipe override for every run")
+    p.add_argument("--heldout", action="store_true", help="every run evaluated on the same held-out written rows")
     p.add_argument("configs", nargs="+")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
+    train_rows, heldout = split_general(a.runs / "general")
+    if a.heldout:  # the recipe's own held-out carving off: the same rows for every configuration
+        a.extra += ["verify.general_holdout=0", f"swift.val_dataset={heldout}", "swift.eval_on_start=true"]
     rows = []
     summary_json = a.out / "summary.json"
     if summary_json.is_file():
@@ -143,7 +172,8 @@ def main() -> int:
         shutil.rmtree(run_dir, ignore_errors=True)
         common = ["--set", f"model.id={a.model}", "--set", f"model.dtype={a.dtype}",
                   "--set", f"output.dir={run_dir}", "--set", f"gpu.count={1 if a.gpu else 0}"]
-        sets = [x for o in overrides_of(name) + a.extra for x in ("--set", o)]
+        sets = [x for o in overrides_of(name, train_rows if a.heldout else GENERAL_ROWS) + a.extra
+                for x in ("--set", o)]
         code, wall = swiftkit("run", str(RECIPE), *common, *sets, log=a.out / f"{name}.txt")
         records = sorted(run_dir.glob("v*/swiftkit-run.json"))
         if name in a.export and records:
@@ -168,7 +198,7 @@ def main() -> int:
 def table(rows: list[dict]) -> str:
     cols = ["name", "exit", "steps", "final_loss", "training_s", "verification_s", "wall_s", "trained_exact",
             "heldout_name", "heldout_author", "base_claims", "holds_recipe", "holds_default", "holds_custom",
-            "challenges", "bleed", "retention", "retention_exact", "eval_loss", "exports"]
+            "challenges", "bleed", "retention", "retention_exact", "eval_loss", "replay", "exports"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []
@@ -176,6 +206,10 @@ def table(rows: list[dict]) -> str:
             v = r.get(c)
             if c == "exports":
                 v = ", ".join(f"{e['dtype']} {e['agreement']}" for e in v) if v else ""
+            elif c == "eval_loss" and v:
+                v = f"{v['start']:.3f} -> {v['end']:.3f}"
+            elif c == "replay" and v:
+                v = "; ".join(f"{m['kept']}/{m['asked']} kept, {m['seconds']} s" for m in v)
             elif isinstance(v, float):
                 v = f"{v:.4g}"
             cells.append("" if v is None else str(v))

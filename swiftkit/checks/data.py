@@ -106,6 +106,11 @@ def check_replay(loaded: LoadedRecipe, index: int, problems: list[Problem], note
                 f"did you mean '{guess}'?" if guess else "check the path (relative to the recipe), or write "
                 "`prompts: general` for the bundled pool"))
             return None
+    if spec.max_new_tokens >= r.train.max_length:
+        problems.append(loaded.problem(
+            f"replay.max_new_tokens {spec.max_new_tokens} leaves no room under train.max_length {r.train.max_length}: "
+            "ms-swift drops every row longer than max_length, prompt and template included", (*key, "max_new_tokens"),
+            f"lower it to {max(16, r.train.max_length * 3 // 4)} or less, or raise train.max_length"))
     try:
         prompts = replay_prompts(loaded, index)
     except UserError as exc:

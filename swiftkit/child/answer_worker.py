@@ -97,6 +97,25 @@ class _Adapters:
             self.active = self.names[key]
 
 
+def _groups(jobs: list[dict], batch_size: int) -> list[list[dict]]:
+    """Consecutive jobs of one model (the same adapter, or none) answered in one engine call while their questions
+    fit one batch: replay's parts of 50 prompts go through a batch of 256 together (each part's generation waits for
+    its longest answer, so ten calls of 50 took 165 s for 500 prompts on an H200), and each is still written as its
+    own result file."""
+    groups: list[list[dict]] = []
+    size = 0
+    for job in jobs:
+        rows = sum(1 for line in open(job["questions"], encoding="utf-8") if line.strip())
+        same = groups and (groups[-1][0]["tuned"], groups[-1][0].get("adapter")) == (job["tuned"], job.get("adapter"))
+        if same and size + rows <= batch_size:
+            groups[-1].append(job)
+            size += rows
+        else:
+            groups.append([job])
+            size = rows
+    return groups
+
+
 def _write_result(path: str, requests: list, responses: list) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -136,23 +155,27 @@ def main() -> int:
     count = _token_counter(engine)
     swap = _Adapters(engine.model, spec["adapter"]) if adapters else None
     timings["generation_tuned"] = []
-    for job in spec["jobs"]:
+    for group in _groups(spec["jobs"], spec["batch_size"]):
         mark = time.monotonic()
-        requests, expected = _requests(job["questions"], InferRequest)
-        limits = budgets(expected, spec["max_new_tokens"], count)
-        adapter = job["tuned"]
+        asked = [_requests(job["questions"], InferRequest) for job in group]
+        requests = [r for rs, _ in asked for r in rs]
+        limits = budgets([e for _, es in asked for e in es], spec["max_new_tokens"], count)
+        adapter = group[0]["tuned"]
         if adapter:
-            swap.use(job.get("adapter") or spec["adapter"])
+            swap.use(group[0].get("adapter") or spec["adapter"])
         with (contextlib.nullcontext() if adapter or swap is None else engine.model.disable_adapter()):
             responses = _infer(engine, requests, limits, RequestConfig)
-        _write_result(job["result"], requests, responses)
+        at = 0
+        for job, (rs, _) in zip(group, asked):
+            _write_result(job["result"], rs, responses[at:at + len(rs)])
+            at += len(rs)
+            print(f"[swiftkit] answered {len(rs)} questions ({job.get('adapter') or 'tuned' if adapter else 'base'})",
+                  file=sys.stderr, flush=True)
         seconds = round(time.monotonic() - mark, 2)
         if adapter:
             timings["generation_tuned"].append(seconds)
         else:
-            timings["generation_base"] = seconds
-        print(f"[swiftkit] answered {len(requests)} questions ({job.get('adapter') or 'tuned' if adapter else 'base'})",
-              file=sys.stderr, flush=True)
+            timings["generation_base"] = round(timings.get("generation_base", 0.0) + seconds, 2)
     with open(spec["timings"], "w", encoding="utf-8") as f:
         json.dump(timings, f)
     return 0

@@ -103,7 +103,7 @@ def replay_step(checked: Checked, session: Session) -> int:
     entries = [i for i, d in enumerate(checked.loaded.recipe.datasets) if d.replay]
     if not entries:
         return EXIT_OK
-    from swiftkit.replay.generate import generate, summary
+    from swiftkit.replay.generate import cache_for, generate, summary
 
     record, say, made = session.record, session.reporter.say, []
     for i in entries:
@@ -113,7 +113,7 @@ def replay_step(checked: Checked, session: Session) -> int:
             code = failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE
             stopped = bool(failed.diagnosis and failed.diagnosis.kind == "interrupted")
             record.status, record.exit_code = ("interrupted" if stopped else "failed"), code
-            record.extra["replay"] = {"error": failed.to_dict(), "entry": i}
+            record.extra["replay"] = {"error": failed.to_dict(), "entry": i, "cache": str(cache_for(checked, i))}
             session.save()
             say(f"swiftkit: replay: the base model did not answer its prompts: {failed}\n  the parts answered "
                 "before are cached: the next run asks only for the rest; nothing was trained")

@@ -88,9 +88,7 @@ def generate(checked: Checked, index: int, folder: Path, say: Callable[[str], No
     spec = r.datasets[index].replay
     assert spec is not None
     chosen, pool, seed = replay_sample(checked.loaded, index)
-    base = model_ref(checked.plan, None)
-    batch = min(r.verify.batch_size, PART_ROWS)
-    cache = paths.cache_dir() / "replay" / settings_key(base, spec.max_new_tokens, batch)
+    base, batch, cache = _engine(checked, index)
     cache.mkdir(parents=True, exist_ok=True)
     parts = [chosen[i:i + PART_ROWS] for i in range(0, len(chosen), PART_ROWS)]
     missing = [p for p in parts if read_part(part_path(cache, p), p) is None]
@@ -108,6 +106,19 @@ def generate(checked: Checked, index: int, folder: Path, say: Callable[[str], No
     return ReplayRows(index, spec.prompts, pool, len(chosen), len(kept), dropped, sum(map(len, missing)),
                       round(seconds, 2), sum(row.get("completion_tokens") or 0 for row in kept), str(out),
                       str(cache), spec.max_new_tokens, seed, phases)
+
+
+def cache_for(checked: Checked, index: int) -> Path:
+    """The cache folder of datasets[index]'s answers (the parts a failed generation finished are there)."""
+    return _engine(checked, index)[2]
+
+
+def _engine(checked: Checked, index: int) -> tuple[ModelRef, int, Path]:
+    """The base model as replay asks it, the batch size, and the cache folder of what that decides."""
+    r = checked.loaded.recipe
+    base, batch = model_ref(checked.plan, None), r.verify.batch_size
+    key = settings_key(base, r.datasets[index].replay.max_new_tokens, batch)
+    return base, batch, paths.cache_dir() / "replay" / key
 
 
 def keep(answers: list[dict], identity: list[str], max_new_tokens: int) -> tuple[list[dict], dict[str, int]]:

@@ -8,7 +8,7 @@ DROPPED = (("cut_off", "cut off at max_new_tokens"), ("empty", "empty"), ("ident
 
 
 def replay(r: dict) -> str:
-    made = (r.get("extra") or {}).get("replay")
+    made = r.get("replay")
     if isinstance(made, dict) and made.get("error"):
         err = made["error"]
         diagnosis = err.get("diagnosis") or {}

@@ -290,9 +290,12 @@ def phases(r: dict) -> list[tuple[str, float, str]]:
     """(what, seconds, colour) in the order they ran: before training, each attempt by phase where the record
     has them (else start-up and training), verification by swift infer phase, exports."""
     out: list[tuple[str, float, str]] = []
-    before = (r.get("timings") or {}).get("before_training")
+    before, replay = (r.get("timings") or {}).get("before_training"), (r.get("timings") or {}).get("replay")
     if isinstance(before, (int, float)):
-        out.append(("before training (checks, plan, data)", before, charts.GREY))
+        replay = replay if isinstance(replay, (int, float)) and replay <= before else 0
+        out.append(("before training (checks, plan, data)", before - replay, charts.GREY))
+        if replay:
+            out.append(("replay: the base model's answers", replay, charts.PALETTE[4]))
     runtime = (r.get("summary") or {}).get("train_runtime")
     for a in attempts_of(r):
         wall, n = a.get("wall_seconds"), a.get("attempt", 1)

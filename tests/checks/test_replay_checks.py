@@ -11,7 +11,8 @@ from test_collect import validate_fails
 
 from swiftkit.paths import bundled_general_probes
 
-REPLAY = RECIPE.replace("  - data.jsonl\n", "  - data.jsonl\n  - replay: {prompts: prompts.jsonl, n: 3}\n")
+REPLAY = RECIPE.replace("  - data.jsonl\n",
+                        "  - data.jsonl\n  - replay: {prompts: prompts.jsonl, n: 3, max_new_tokens: 128}\n")
 
 
 def prompts(tmp_path, rows):
@@ -29,13 +30,14 @@ def test_a_replay_entry_validates_and_says_what_it_will_generate(tmp_path, catal
     before = tree(tmp_path)
     code, out, err = run_cli("validate", str(path))
     assert code == 0, err
-    assert ("replay: the base model answers 3 of the 4 prompts of prompts.jsonl (seed 42, greedy, up to 512 new "
+    assert ("replay: the base model answers 3 of the 4 prompts of prompts.jsonl (seed 42, greedy, up to 128 new "
             "tokens each) before training") in out
     assert tree(tmp_path) == before
 
 
 def test_the_bundled_pool_and_the_shorthand(tmp_path, catalog):
-    path = project(tmp_path, RECIPE.replace("  - data.jsonl\n", "  - data.jsonl\n  - replay#300\n"))
+    path = project(tmp_path, RECIPE.replace("  - data.jsonl\n", "  - data.jsonl\n  - replay#300\n")
+                   .replace("max_length: 256", "max_length: 1024"))
     code, out, err = run_cli("validate", str(path))
     assert code == 0, err
     assert "answers 300 of the 650 prompts of general" in out
@@ -72,9 +74,17 @@ def test_a_user_pool_is_checked_against_the_bundled_probes_too(tmp_path, catalog
 
 def test_n_larger_than_the_pool_and_samples_on_a_replay_entry_are_refused(tmp_path, catalog):
     prompts(tmp_path, GOOD)
-    err = validate_fails(tmp_path, REPLAY.replace("n: 3", "n: 40"))
+    err = validate_fails(tmp_path, REPLAY.replace("n: 3,", "n: 40,"))
     assert "datasets[2].replay.n: replay.n 40 is more than the 4 prompts of prompts.jsonl" in err
     assert "fix: lower n to at most 4, or give a larger prompt file" in err
-    err = validate_fails(tmp_path, REPLAY.replace("n: 3}", "n: 3}\n    samples: 10"))
+    err = validate_fails(tmp_path, REPLAY.replace("128}", "128}\n    samples: 10"))
     assert "a replay entry takes its size from replay.n, not samples" in err
     assert "fix: write `replay: {n: 300}` instead" in err
+
+
+def test_answers_longer_than_max_length_are_refused_before_they_are_generated(tmp_path, catalog):
+    prompts(tmp_path, GOOD)
+    err = validate_fails(tmp_path, REPLAY.replace("max_new_tokens: 128", "max_new_tokens: 300"))
+    assert ("datasets[2].replay.max_new_tokens: replay.max_new_tokens 300 leaves no room under train.max_length 256"
+            in err)
+    assert "fix: lower it to 192 or less, or raise train.max_length" in err

@@ -58,3 +58,19 @@ def test_all_at_the_floor_is_one_call():
     engine = Engine()
     assert _infer(engine, ["a", "b"], [64, 64], Config) == ["a@64", "b@64"]
     assert len(engine.calls) == 1
+
+
+def test_consecutive_jobs_of_one_model_share_an_engine_call_while_they_fit_a_batch(tmp_path):
+    from swiftkit.child.answer_worker import _groups
+
+    def job(name, rows, tuned=False, adapter=None):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text('{"messages": []}\n' * rows)
+        return {"name": name, "questions": str(path), "tuned": tuned, "adapter": adapter}
+
+    jobs = [job("p0", 50), job("p1", 50), job("p2", 50), job("t1", 10, True, "ck-1"), job("t2", 10, True, "ck-2"),
+            job("t3", 10, True, "ck-2"), job("base", 5)]
+    assert [[j["name"] for j in g] for g in _groups(jobs, 100)] == [["p0", "p1"], ["p2"], ["t1"], ["t2", "t3"],
+                                                                     ["base"]]
+    assert [len(g) for g in _groups(jobs[:3], 256)] == [3]
+    assert [len(g) for g in _groups(jobs[:3], 8)] == [1, 1, 1]  # a job larger than a batch is still one call

@@ -460,3 +460,24 @@ def test_phases_and_ranks_of_a_run_over_two_nodes() -> None:
     text = text_of(nodes(record))
     assert "2 nodes, master a:29500 (options)" in text
     assert "1 0 0 a 16.50 GiB distributed" in text and "1 1 1 b 23.00 GiB cuda_oom" in text
+
+
+def test_the_replay_section_says_what_trained_what_was_dropped_and_what_it_cost():
+    from swiftkit.report.replay import replay
+    from swiftkit.report.sections import phases
+
+    made = {"index": 1, "prompts": "general", "pool": 650, "asked": 500, "kept": 438, "seed": 42, "share": 0.855,
+            "dropped": {"empty": 0, "cut_off": 62, "identity": 0}, "generated": 500, "seconds": 182.9,
+            "answer_tokens": 40695, "max_new_tokens": 384}
+    html = replay({"replay": [made]})
+    assert "datasets[1]: general <small>(650 prompts, seed 42)</small>" in html
+    assert ">438<" in html and "86%" in html and "62 cut off at max_new_tokens" in html and "40695" in html
+    assert "3m 03s for 500 answers" in html
+    assert "cached" in replay({"replay": [{**made, "generated": 0}]})
+    failed = replay({"replay": {"error": {"returncode": 130, "log": "/x/answers.log",
+                                          "diagnosis": {"message": "stopped by SIGINT (Ctrl-C)"}}, "entry": 1}})
+    assert "stopped by SIGINT (Ctrl-C)" in failed and "the next run asks only for the rest" in failed
+    assert replay({}) == ""
+    split = phases({"timings": {"before_training": 280.0, "replay": 183.0}})
+    assert [(label, round(v)) for label, v, _ in split] == [("before training (checks, plan, data)", 97),
+                                                            ("replay: the base model's answers", 183)]
