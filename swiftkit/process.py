@@ -66,10 +66,11 @@ def _split_lines(buffer: bytes) -> tuple[list[bytes], bytes]:
 
 def supervise(argv: list[str], env: dict[str, str], log_path: Path, on_line: Callable[[str], None],
               *, cwd: Path | None = None, grace: float = GRACE_SECONDS, stall_timeout: float | None = None,
-              keep_fds: tuple[int, ...] = ()) -> Finished:
+              keep_fds: tuple[int, ...] = (), on_start: Callable[[int], None] | None = None) -> Finished:
     """Run argv in its own process group, every output line to the log and to on_line. A child that
     prints nothing for stall_timeout seconds is taken as hung and stopped (its group: SIGTERM, then
-    SIGKILL after `grace`). keep_fds: descriptors the child inherits (the run lock)."""
+    SIGKILL after `grace`). keep_fds: descriptors the child inherits (the run lock). on_start: told the child's
+    pid (its process group) once it runs, for a watcher that may stop it (`stop_group`)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     start = time.monotonic()
@@ -79,6 +80,8 @@ def supervise(argv: list[str], env: dict[str, str], log_path: Path, on_line: Cal
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                                 pass_fds=keep_fds)
         stopper = _Stopper(proc, grace)
+        if on_start is not None:
+            on_start(proc.pid)
         watchdog = _Watchdog(proc, stall_timeout, grace) if stall_timeout else None
         with stopper.installed():
             _pump(proc, log, tail, on_line, watchdog)
@@ -170,6 +173,23 @@ def _emit(raw: bytes, tail, on_line) -> None:
     if line.strip():
         tail.append(line)
         on_line(line)
+
+
+def stop_group(pgid: int, grace: float = GRACE_SECONDS) -> None:
+    """SIGTERM a child's process group, then SIGKILL what is left after `grace` seconds (from another thread
+    than the one supervising it: supervise then returns)."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    _kill_group(pgid)
 
 
 def _kill_group(pgid: int) -> None:

@@ -15,10 +15,10 @@ from typing import Any
 
 from swiftkit.flags.catalog import Catalog
 from swiftkit.launch.node import Launch
-from swiftkit.recipe.models import GpuSection, Recipe, looks_like_hub_id
+from swiftkit.recipe.models import Recipe, looks_like_hub_id
+from swiftkit.render_env import CHILD_DIR, OFFLINE_ENV, device_env  # noqa: F401 (imported from here too)
 
 KeyPath = tuple
-CHILD_DIR = Path(__file__).resolve().parent / "child"
 
 
 @dataclass(frozen=True)
@@ -165,34 +165,6 @@ def env_for(plan: Plan) -> dict[str, str]:
     env = device_env(plan.recipe.gpu)
     if plan.model_is_local and not any(d.hub for d in plan.recipe.datasets):
         env.update(OFFLINE_ENV)  # nothing to fetch: keep the hub libraries from probing the network
-    return env
-
-
-# Set where everything a command needs is on disk: the hub libraries otherwise probe the network
-# (a DNS lookup per dataset load) and wait on it when there is none.
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-
-
-def device_env(gpu: GpuSection) -> dict[str, str]:
-    """Which cards the child sees, torchrun for several, and the allocator cap standing in for a smaller card."""
-    env: dict[str, str] = {}
-    if gpu.count == 0:
-        env["CUDA_VISIBLE_DEVICES"] = ""  # train on the CPU even where a GPU exists
-    elif gpu.visible_devices:
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(map(str, gpu.visible_devices))
-    else:
-        # Without it a host with more GPUs than gpu.count gets naive model parallelism over all of them
-        # (MS_SWIFT_4.md). A CUDA_VISIBLE_DEVICES the user exported already says which cards to use.
-        env["CUDA_VISIBLE_DEVICES"] = os.environ.get("CUDA_VISIBLE_DEVICES") or ",".join(map(str, range(gpu.count)))
-    if gpu.count > 0 and "PYTORCH_CUDA_ALLOC_CONF" not in os.environ:
-        # Rows of varying length make the caching allocator fragment: on an H200, 7B LoRA at micro-batch 8
-        # with rows of 135-1635 tokens reserved 87.1 GiB without this and 43.4 GiB with it, and the memory
-        # plan (plan/memory.py) holds only with it (bench/results/gpu-memory). A user's own setting wins.
-        env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
-    if gpu.emulate_memory_gb:
-        # swiftkit/child/sitecustomize.py caps the allocator in the training process before the model loads
-        env["SWIFTKIT_EMULATE_MEMORY_GB"] = _fmt(gpu.emulate_memory_gb)
-        env["PYTHONPATH"] = str(CHILD_DIR)
     return env
 
 
@@ -414,3 +386,18 @@ def render_export(ref: ModelRef, catalog: Catalog, *, output_dir: Path, options:
     args.add("dataset", options.quant_dataset or None, ())
     args.add("output_dir", str(output_dir), ())
     return args.invocation(swift or ["swift"], ref.env)
+
+
+def render_deploy(ref: ModelRef, catalog: Catalog, *, host: str, port: int, name: str, base_name: str,
+                  api_key: str | None, backend: str, max_batch_size: int, swift: list[str] | None = None) -> Invocation:
+    """An OpenAI-compatible server: the adapter under `name` (`--adapters NAME=PATH`), the model itself under
+    `base_name`; a merged or whole model under `name` alone."""
+    args = _Args(catalog, "deploy")
+    args.add("adapters", f"{name}={ref.adapter}" if ref.adapter else None, ())
+    _model_args(args, ref)
+    for flag, value in (("served_model_name", base_name if ref.adapter else name), ("host", host), ("port", port),
+                        ("api_key", api_key), ("infer_backend", backend), ("max_batch_size", max_batch_size),
+                        ("system", ref.system), ("temperature", 0), ("verbose", False), ("log_interval", -1)):
+        args.add(flag, value, ())
+    # child/sitecustomize.py: a wrong API key is answered 401, not ms-swift's 400
+    return args.invocation(swift or ["swift"], {**ref.env, "PYTHONPATH": str(CHILD_DIR), "SWIFTKIT_DEPLOY_401": "1"})

@@ -1,7 +1,7 @@
 """Runs inside a child Python that has ms-swift installed; prints JSON on stdout.
 
-`python -m swiftkit.child.introspect catalog` lists every option of SftArguments, InferArguments
-and ExportArguments as ms-swift's own HfArgumentParser builds them, plus registered model
+`python -m swiftkit.child.introspect catalog` lists every option of SftArguments, InferArguments,
+ExportArguments and DeployArguments as ms-swift's own HfArgumentParser builds them, plus registered model
 types, templates and tuners. `python -m swiftkit.child.introspect parse VERB -- ARGV...` (or `parse-many`, JSON requests on stdin) asks that
 parser which arguments it would reject, with no side effects (the dataclasses are never
 constructed: their __post_init__ loads the model and creates the output dir).
@@ -16,7 +16,7 @@ import io
 import json
 import sys
 
-VERBS = {"sft": "SftArguments", "infer": "InferArguments", "export": "ExportArguments"}
+VERBS = {"sft": "SftArguments", "infer": "InferArguments", "export": "ExportArguments", "deploy": "DeployArguments"}
 
 
 def _parser(verb: str):

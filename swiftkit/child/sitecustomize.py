@@ -6,6 +6,7 @@ it on their PYTHONPATH). In the training process, and only there:
 - with SWIFTKIT_DATASET_FINGERPRINT=random, the datasets library names its transforms' cache files
   without hashing ms-swift's encode function (_random_fingerprints), and with SWIFTKIT_DATASET_IN_PROCESS=1
   a map of one process runs in the training process (_maps_in_process).
+In `swift deploy` started by `swiftkit serve` (SWIFTKIT_DEPLOY_401=1), a wrong API key gets 401 (_unauthorized).
 """
 import os
 import sys
@@ -148,7 +149,21 @@ def _maps_in_process(arrow_dataset) -> None:
     arrow_dataset.Dataset.map = map
 
 
+def _unauthorized(deploy) -> None:
+    """ms-swift's deploy answers a missing or wrong API key with 400 Bad Request, which clients (the openai one
+    among them) take for a malformed request and report as such; HTTP says 401 Unauthorized. With
+    SWIFTKIT_DEPLOY_401=1 (swiftkit serve) that one error is answered 401; everything else is unchanged."""
+    original = deploy.SwiftDeploy.create_error_response
+
+    def create_error_response(status_code, message):
+        return original(401 if message == "API key error" else status_code, message)
+
+    deploy.SwiftDeploy.create_error_response = staticmethod(create_error_response)
+
+
 _patches = {}
+if os.environ.get("SWIFTKIT_DEPLOY_401") == "1":
+    _patches["swift.pipelines.infer.deploy"] = _unauthorized
 if _is_training_process():
     if os.environ.get("SWIFTKIT_DATASET_FINGERPRINT") == "random":
         _patches["datasets.fingerprint"] = _random_fingerprints

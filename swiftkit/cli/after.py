@@ -164,3 +164,47 @@ def report(targets: tuple[str, ...], output: str | None) -> int:
     from swiftkit.commands.report import report as go
 
     return go(list(targets), output=output)
+
+
+@cli.command()
+@click.argument("target", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on; beyond this machine "
+              "needs --api-key (or --insecure).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
+              help="Port to listen on; one in use is an error, never silently another.")
+@click.option("--name", metavar="NAME", help="The tuned model's name in requests. Default: the identity's name, "
+              "slugged (swift-robot); the base model is served as 'base'.")
+@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True)
+@click.option("--max-concurrency", default=16, show_default=True, type=click.IntRange(1, 4096),
+              help="Requests batched together.")
+@click.option("--api-key", envvar="SWIFTKIT_API_KEY", metavar="KEY", help="Require this Bearer token "
+              "(or set SWIFTKIT_API_KEY).")
+@click.option("--insecure", is_flag=True, help="Serve beyond this machine without an API key, on purpose.")
+@click.option("--no-verify", is_flag=True, help="Do not check the endpoint's answers before saying it is ready.")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), help="Share of verified answers the endpoint must "
+              "give (default 1.0 in float32, 0.7 in 16 bits).")
+@click.option("--ready-timeout", default=900, show_default=True, type=click.IntRange(1, 86400),
+              help="Seconds the model may take to load.")
+@_model_options
+def serve(target: str, host: str, port: int, name: str | None, backend: str, max_concurrency: int,
+          api_key: str | None, insecure: bool, no_verify: bool, min_agreement: float | None, ready_timeout: int,
+          model_type: str | None, template: str | None) -> int:
+    """Serve a tuned model over an OpenAI-compatible API (`swift deploy`), proven to answer as the tuned model.
+
+    TARGET: as for chat (a recipe, a run or output dir, a checkpoint-N, a merged export). The adapter is
+    served under one model name, the base under 'base'. Before it says ready, the run's verification
+    questions go through the endpoint with the openai client, greedy, and must get the answers verification
+    got; an endpoint that answers otherwise (the base model's answers, say) is stopped, exit 15. Ctrl-C stops
+    the server's whole process group.
+
+    \b
+    Example:
+      $ swiftkit serve recipes/tiny-identity.yaml --port 8000
+      swiftkit serve: verified: 'swift-robot' gave the tuned model's answer to 40 of 40 questions ...
+      swiftkit serve: ready in 21 s at http://127.0.0.1:8000/v1, model 'swift-robot' (Ctrl-C stops it)
+    """
+    from swiftkit.commands.serve import serve as go
+
+    return go(target, host=host, port=port, name=name, backend=backend, max_concurrency=max_concurrency,
+              api_key=api_key, insecure=insecure, verify=not no_verify, min_agreement=min_agreement,
+              ready_timeout=ready_timeout, model_type=model_type, template=template)

@@ -120,7 +120,7 @@ def load_catalog(*, refresh: bool = False) -> Catalog:
     if not refresh:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if "default_systems" in data:  # else written before templates' default systems were read
+            if "default_systems" in data and "deploy" in data.get("verbs", {}):  # else written before those were read
                 return Catalog(data)
         except (OSError, ValueError):
             pass

@@ -19,6 +19,7 @@ Exit codes, one per failure kind. They are part of swiftkit's interface: keep th
 | 12   | export_unverified | a merged export answers unlike base + adapter            |
 | 13   | stalled         | no output for output.stall_timeout s: stopped (resumable)  |
 | 14   | rendezvous      | the nodes could not meet: master port in use or unreachable |
+| 15   | serve_unverified | a served endpoint answers unlike the tuned model          |
 | 130  | interrupted     | stopped by SIGINT (128 + 2)                                |
 | 143  | interrupted     | stopped by SIGTERM (128 + 15)                              |
 
@@ -44,6 +45,7 @@ EXIT_CODES: dict[str, int] = {
     "export_unverified": 12,  # not from a log: a merged model that answers unlike base + adapter
     "stalled": 13,  # not from a log: the child printed nothing for output.stall_timeout seconds
     "rendezvous": 14,
+    "serve_unverified": 15,  # not from a log: the endpoint answers unlike the adapter did in verification
     "interrupted": 130,  # SIGINT; SIGTERM gives 143, any other signal 128 + its number
 }
 

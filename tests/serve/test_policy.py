@@ -1,0 +1,38 @@
+"""serve/policy.py: the model name, who may connect, and a port in use told before anything loads."""
+from __future__ import annotations
+
+import socket
+
+from swiftkit.serve.policy import access_problems, is_local, port_problem, slug
+
+
+def test_the_served_name_is_the_identity_slugged():
+    assert slug("Swift-Robot") == "swift-robot"
+    assert slug("My Bot 2.0!") == "my-bot-2.0"
+    assert slug("小助手") == "tuned"
+
+
+def test_only_loopback_is_local():
+    assert is_local("127.0.0.1") and is_local("localhost") and is_local("::1")
+    assert not is_local("0.0.0.0") and not is_local("192.168.1.5") and not is_local("example.org")
+
+
+def test_serving_beyond_this_machine_needs_a_key_or_insecure_said_out_loud():
+    assert access_problems("127.0.0.1", None, False) == []
+    assert access_problems("0.0.0.0", "k", False) == [] and access_problems("0.0.0.0", None, True) == []
+    (problem,) = access_problems("0.0.0.0", None, False)
+    assert problem.format() == ("--host: --host 0.0.0.0 serves beyond this machine, and no --api-key is set: anyone "
+                                "who can reach the port could use the model\n    fix: give --api-key KEY (clients "
+                                "send it as a Bearer token), or --host 127.0.0.1, or say --insecure to serve it open "
+                                "on purpose")
+
+
+def test_a_port_in_use_is_named_with_a_fix():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        problem = port_problem("127.0.0.1", port)
+        assert problem is not None and f"port {port} on 127.0.0.1 is not free" in problem.message
+        assert f"give another --port (e.g. {port + 1})" in problem.fix
+    assert port_problem("127.0.0.1", port) is None
