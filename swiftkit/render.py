@@ -388,14 +388,16 @@ def render_export(ref: ModelRef, catalog: Catalog, *, output_dir: Path, options:
     return args.invocation(swift or ["swift"], ref.env)
 
 
-def render_deploy(ref: ModelRef, catalog: Catalog, *, host: str, port: int, name: str, base_name: str,
+def render_deploy(ref: ModelRef, catalog: Catalog, *, host: str, port: int, name: str, base_name: str | None,
                   api_key: str | None, backend: str, max_batch_size: int, swift: list[str] | None = None) -> Invocation:
-    """An OpenAI-compatible server: the adapter under `name` (`--adapters NAME=PATH`), the model itself under
-    `base_name`; a merged or whole model under `name` alone."""
+    """An OpenAI-compatible server of the tuned model under `name`. With `base_name` (vLLM, which batches
+    several LoRAs) the adapter is a named one and the model itself is served under base_name; without it the
+    adapter is the engine's own (ms-swift's TransformersEngine fails a batch of requests naming an adapter:
+    "Length of `adapter_names` should be the same as the number of inputs")."""
     args = _Args(catalog, "deploy")
-    args.add("adapters", f"{name}={ref.adapter}" if ref.adapter else None, ())
+    args.add("adapters", (f"{name}={ref.adapter}" if base_name else str(ref.adapter)) if ref.adapter else None, ())
     _model_args(args, ref)
-    for flag, value in (("served_model_name", base_name if ref.adapter else name), ("host", host), ("port", port),
+    for flag, value in (("served_model_name", base_name if ref.adapter and base_name else name), ("host", host), ("port", port),
                         ("api_key", api_key), ("infer_backend", backend), ("max_batch_size", max_batch_size),
                         ("system", ref.system), ("temperature", 0), ("verbose", False), ("log_interval", -1)):
         args.add(flag, value, ())

@@ -173,7 +173,7 @@ def report(targets: tuple[str, ...], output: str | None) -> int:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535),
               help="Port to listen on; one in use is an error, never silently another.")
 @click.option("--name", metavar="NAME", help="The tuned model's name in requests. Default: the identity's name, "
-              "slugged (swift-robot); the base model is served as 'base'.")
+              "slugged (swift-robot); under vllm the base model is served as 'base' too.")
 @click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True)
 @click.option("--max-concurrency", default=16, show_default=True, type=click.IntRange(1, 4096),
               help="Requests batched together.")
@@ -191,8 +191,8 @@ def serve(target: str, host: str, port: int, name: str | None, backend: str, max
           model_type: str | None, template: str | None) -> int:
     """Serve a tuned model over an OpenAI-compatible API (`swift deploy`), proven to answer as the tuned model.
 
-    TARGET: as for chat (a recipe, a run or output dir, a checkpoint-N, a merged export). The adapter is
-    served under one model name, the base under 'base'. Before it says ready, the run's verification
+    TARGET: as for chat (a recipe, a run or output dir, a checkpoint-N, a merged export). The tuned model is
+    served under one model name (under vllm the base beside it, as 'base'). Before it says ready, the run's verification
     questions go through the endpoint with the openai client, greedy, and must get the answers verification
     got; an endpoint that answers otherwise (the base model's answers, say) is stopped, exit 15. Ctrl-C stops
     the server's whole process group.

@@ -44,12 +44,13 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, name: str |
     identity = t.recipe.identity if t.recipe else None
     served = name or (slug(identity.name.en) if identity else slug(t.path.name))
     rows, verify_dir = _questions(t) if verify else ([], None)
-    inv = render_deploy(ref, load_catalog(), host=host, port=port, name=served, base_name="base", api_key=api_key,
+    base_name = "base" if ref.adapter and backend == "vllm" else None  # see render_deploy
+    inv = render_deploy(ref, load_catalog(), host=host, port=port, name=served, base_name=base_name, api_key=api_key,
                         backend=backend, max_batch_size=max_concurrency, swift=paths.swift_command())
     home = (Path(t.record_path).parent if t.record_path else t.path)
     log, record_path = home / f"serve-{port}.log", home / f"serve-{port}.json"
     record = {"target": str(t.path), "host": host, "port": port, "model": served,
-              "base_model": "base" if ref.adapter else None, "backend": backend, "api_key": bool(api_key),
+              "base_model": base_name, "backend": backend, "api_key": bool(api_key),
               "started_at": now(), "command": inv.display().replace(api_key, "***") if api_key else inv.display()}
     click.echo(f"swiftkit serve: starting {ref.label} on {host}:{port} as '{served}' ({backend}); log: {log}",
                err=True)
