@@ -389,7 +389,8 @@ def render_export(ref: ModelRef, catalog: Catalog, *, output_dir: Path, options:
 
 
 def render_deploy(ref: ModelRef, catalog: Catalog, *, host: str, port: int, name: str, base_name: str | None,
-                  api_key: str | None, backend: str, max_batch_size: int, swift: list[str] | None = None) -> Invocation:
+                  api_key: str | None, backend: str, max_batch_size: int, lora_rank: int | None = None,
+                  swift: list[str] | None = None) -> Invocation:
     """An OpenAI-compatible server of the tuned model under `name`. With `base_name` (vLLM, which batches
     several LoRAs) the adapter is a named one and the model itself is served under base_name; without it the
     adapter is the engine's own (ms-swift's TransformersEngine fails a batch of requests naming an adapter:
@@ -399,7 +400,9 @@ def render_deploy(ref: ModelRef, catalog: Catalog, *, host: str, port: int, name
     _model_args(args, ref)
     for flag, value in (("served_model_name", base_name if ref.adapter and base_name else name), ("host", host), ("port", port),
                         ("api_key", api_key), ("infer_backend", backend), ("max_batch_size", max_batch_size),
-                        ("system", ref.system), ("temperature", 0), ("verbose", False), ("log_interval", -1)):
+                        ("system", ref.system), ("temperature", 0), ("verbose", False), ("log_interval", -1),
+                        # vLLM's LoRA rank limit defaults to 16 whatever the adapter's rank
+                        ("vllm_max_lora_rank", lora_rank if backend == "vllm" and ref.adapter else None)):
         args.add(flag, value, ())
     # child/sitecustomize.py: a wrong API key is answered 401, not ms-swift's 400
     return args.invocation(swift or ["swift"], {**ref.env, "PYTHONPATH": str(CHILD_DIR), "SWIFTKIT_DEPLOY_401": "1"})

@@ -46,7 +46,8 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, name: str |
     rows, verify_dir = _questions(t) if verify else ([], None)
     base_name = "base" if ref.adapter and backend == "vllm" else None  # see render_deploy
     inv = render_deploy(ref, load_catalog(), host=host, port=port, name=served, base_name=base_name, api_key=api_key,
-                        backend=backend, max_batch_size=max_concurrency, swift=paths.swift_command())
+                        backend=backend, max_batch_size=max_concurrency, lora_rank=_rank(ref.adapter),
+                        swift=paths.swift_command())
     home = (Path(t.record_path).parent if t.record_path else t.path)
     log, record_path = home / f"serve-{port}.log", home / f"serve-{port}.json"
     record = {"target": str(t.path), "host": host, "port": port, "model": served,
@@ -94,6 +95,14 @@ def _questions(t: targets.Target) -> tuple[list[dict], Path | None]:
         return [], None
     folder = Path(answers).parent
     return endpoint.expected_rows(folder), folder
+
+
+def _rank(adapter: Path | None) -> int | None:
+    """The adapter's LoRA rank (adapter_config.json's r), for vLLM's rank limit."""
+    try:
+        return int(json.loads((Path(adapter) / "adapter_config.json").read_text(encoding="utf-8"))["r"])
+    except (TypeError, OSError, ValueError, KeyError):
+        return None
 
 
 def _client_host(host: str) -> str:

@@ -36,3 +36,20 @@ def test_a_port_in_use_is_named_with_a_fix():
         assert problem is not None and f"port {port} on 127.0.0.1 is not free" in problem.message
         assert f"give another --port (e.g. {port + 1})" in problem.fix
     assert port_problem("127.0.0.1", port) is None
+
+
+def test_the_deploy_command_pins_the_port_names_the_model_and_sets_vllms_rank_limit(catalog, tmp_path):
+    from swiftkit.render import ModelRef, render_deploy
+
+    ref = ModelRef("/m", tmp_path / "checkpoint-5", "qwen2", "qwen2_5", "float32", "Be brief.")
+    inv = render_deploy(ref, catalog, host="127.0.0.1", port=8123, name="swift-robot", base_name=None, api_key="k",
+                        backend="transformers", max_batch_size=16, lora_rank=64)
+    argv = " ".join(inv.argv)
+    assert f"deploy --adapters {tmp_path}/checkpoint-5 --model /m" in argv
+    assert "--served_model_name swift-robot --host 127.0.0.1 --port 8123 --api_key k" in argv
+    assert "vllm_max_lora_rank" not in argv and inv.env["SWIFTKIT_DEPLOY_401"] == "1"
+    inv = render_deploy(ref, catalog, host="127.0.0.1", port=8123, name="swift-robot", base_name="base", api_key=None,
+                        backend="vllm", max_batch_size=16, lora_rank=64)
+    argv = " ".join(inv.argv)
+    assert f"--adapters swift-robot={tmp_path}/checkpoint-5" in argv and "--served_model_name base" in argv
+    assert "--vllm_max_lora_rank 64" in argv and "--api_key" not in argv
