@@ -1,33 +1,22 @@
 """The memory plan of a checked recipe, and what `auto` chooses from it.
 
-Gathers what plan/memory.py's arithmetic needs: the model's shape (its config.json, or the known hub
-configs), the longest row of the recipe's data as ms-swift's own template encodes it (a child process,
-child/token_lengths.py, cached by content), the card (given, capped, declared or found), and the
-recipe's settings. `size(checked)` plans; `apply(checked, sizing)` puts the choices into the plan that
+Gathers what plan/memory.py's arithmetic needs: the model's shape and the longest row of the recipe's data
+(plan/rows.py), the card (given, capped, declared or found), and the recipe's settings. `size(checked)` plans; `apply(checked, sizing)` puts the choices into the plan that
 renders the command. Nothing here loads weights.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import sys
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from swiftkit import datasets as ds
 from swiftkit.checks.collect import Checked
-from swiftkit.checks.data import replay_prompt_rows
 from swiftkit.errors import UserError
-from swiftkit.paths import cache_dir
 from swiftkit.plan import memory as memplan
 from swiftkit.plan.cards import find_card
-from swiftkit.plan.known_models import known_config, qwen25_tokenizer_dir
 from swiftkit.plan.memory import MemoryPlan, Setup, Shape
-from swiftkit.process import capture
+from swiftkit.plan.rows import CannotPlan, longest_row, model_facts, training_rows  # noqa: F401 (CannotPlan: re-exported)
 from swiftkit.recipe.models import Recipe
-from swiftkit.render import CHILD_DIR, processes
+from swiftkit.render import processes
 
 # Step time, an estimate: a LoRA pass (forward and backward of one micro-batch) over short rows is bound by the
 # launch and Python overhead of its kernels, which grows with the layers, not by arithmetic. Fitted on three
@@ -97,139 +86,6 @@ class Sizing:
                "setup": asdict(self.setup), "model": asdict(self.shape)}
         out["card"] = asdict(self.card) | {"limit_gib": round(self.card.limit_gib, 2)} if self.card else None
         return out
-
-
-class CannotPlan(Exception):
-    """The plan cannot be made (no config.json to read): why, for a note or an error."""
-
-
-# -- the model -------------------------------------------------------------------------------------
-
-@dataclass
-class ModelFacts:
-    config: dict  # config.json
-    tokenizer_dir: Path | None  # a dir ms-swift can load the tokenizer from
-    model_type: str | None
-    template: str | None
-
-
-def model_facts(checked: Checked) -> ModelFacts:
-    """The recipe's model as the plan needs it; CannotPlan when neither the model dir nor the known
-    hub configs have its config.json."""
-    plan = checked.plan
-    if checked.gguf is not None and not checked.gguf.converted:  # the shape from the GGUF header; rows unmeasured
-        return ModelFacts(checked.gguf.config, None, plan.model_type, plan.template)
-    if plan.model_is_local:
-        path = Path(plan.model) / "config.json"
-        try:
-            return ModelFacts(json.loads(path.read_text(encoding="utf-8")), Path(plan.model), plan.model_type,
-                              plan.template)
-        except (OSError, ValueError) as err:
-            raise CannotPlan(f"cannot read {path}: {err}") from None
-    config = known_config(plan.model)
-    if config is None:
-        raise CannotPlan(f"{plan.model} is a hub id whose shape swiftkit does not know offline; "
-                         "download the model (or just its config.json and tokenizer) and give the local dir")
-    model_type, template = plan.model_type or "qwen2", plan.template or "qwen2_5"
-    tokenizer = qwen25_tokenizer_dir()
-    if tokenizer is None:
-        return ModelFacts(config, None, model_type, template)
-    staged = cache_dir() / "shapes" / plan.model.replace("/", "--")
-    staged.mkdir(parents=True, exist_ok=True)
-    (staged / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    for f in tokenizer.iterdir():
-        if not (staged / f.name).exists():
-            (staged / f.name).symlink_to(f)
-    return ModelFacts(config, staged, model_type, template)
-
-
-# -- the data --------------------------------------------------------------------------------------
-
-def conversations(checked: Checked) -> tuple[list[list[dict]], list[str], list[int]]:
-    """Every usable row of the recipe's local data as messages (the identity rows rendered as a run
-    renders them), notes on data that cannot be read offline, and tokens to add to each row's measured length
-    (a replay row before its answer exists: the prompt with a one-character answer, plus max_new_tokens)."""
-    rows: list[list[dict]] = []
-    notes: list[str] = []
-    pads: list[int] = []
-    r = checked.loaded.recipe
-    for i, entry in enumerate(r.datasets):
-        before = len(rows)
-        if entry.identity and r.identity is not None and checked.identity_template is not None:
-            with tempfile.TemporaryDirectory() as tmp:
-                files = ds.render_identity(checked.identity_template, Path(tmp), name=r.identity.name.model_dump(),
-                                           author=r.identity.author.model_dump())
-                rows += ds.conversations(files.train_path)
-        elif entry.path:
-            rows += ds.conversations(checked.loaded.paths.datasets[i])
-        elif entry.replay:
-            rows += replay_prompt_rows(checked.loaded, i)
-            notes.append(f"replay rows are planned as their prompts plus max_new_tokens {entry.replay.max_new_tokens} "
-                         "(the answers are generated at the start of the run; most are shorter)")
-            pads += [entry.replay.max_new_tokens] * (len(rows) - before)
-            continue
-        elif entry.hub:
-            notes.append(f"{entry.hub}: a hub dataset cannot be measured offline; its rows are assumed as long "
-                         f"as max_length {r.train.max_length}")
-        pads += [0] * (len(rows) - before)
-    return rows, notes, pads
-
-
-def _lengths_key(rows: list[list[dict]], model: ModelFacts, system: str | None) -> str:
-    h = hashlib.sha256()
-    for name in ("tokenizer.json", "tokenizer_config.json"):
-        f = model.tokenizer_dir / name
-        if f.exists():
-            h.update(f.read_bytes())
-    h.update(json.dumps([model.model_type, model.template, system, rows], ensure_ascii=False).encode())
-    return h.hexdigest()[:32]
-
-
-def row_lengths(checked: Checked, rows: list[list[dict]], model: ModelFacts) -> list[int | None]:
-    """Each row's length as ms-swift's template encodes it for training (cached by content)."""
-    system = checked.loaded.recipe.train.system
-    key = _lengths_key(rows, model, system)
-    cached = cache_dir() / "lengths" / f"{key}.json"
-    if cached.is_file():
-        try:
-            return json.loads(cached.read_text(encoding="utf-8"))
-        except ValueError:
-            pass
-    with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8", delete=False) as f:
-        f.writelines(json.dumps(m, ensure_ascii=False) + "\n" for m in rows)
-    spec = {"model": str(model.tokenizer_dir), "model_type": model.model_type, "template": model.template,
-            "system": system, "conversations": f.name}
-    try:
-        done = capture([sys.executable, str(CHILD_DIR / "token_lengths.py"), json.dumps(spec)], timeout=900)
-    finally:
-        Path(f.name).unlink(missing_ok=True)
-    last = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
-    if not last:
-        raise CannotPlan("ms-swift could not encode the rows to measure them: "
-                         + (done.stderr.strip().splitlines() or ["(no output)"])[-1])
-    lengths = json.loads(last[0])["lengths"]
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(lengths), encoding="utf-8")
-    return lengths
-
-
-def longest_row(checked: Checked, model: ModelFacts) -> tuple[int, str, int, list[str]]:
-    """(longest kept row in tokens, where from, rows kept, notes). Rows over max_length are dropped
-    by ms-swift, so they do not count; hub data and a missing tokenizer count as max_length."""
-    max_length = checked.loaded.recipe.train.max_length
-    rows, notes, pads = conversations(checked)
-    if model.tokenizer_dir is None:
-        notes.append(f"no tokenizer to measure the rows with: assuming rows of max_length {max_length}")
-        return max_length, "assumed: max_length", len(rows), notes
-    measured = row_lengths(checked, rows, model) if rows else []
-    lengths = [n + pad for n, pad in zip(measured, pads) if n is not None]
-    kept = [n for n in lengths if n <= max_length]
-    if len(kept) < len(lengths):
-        notes.append(f"{len(lengths) - len(kept)} row(s) longer than max_length {max_length} are dropped by ms-swift")
-    if any("hub dataset" in n for n in notes) or not kept:
-        return max_length, "assumed: max_length (hub data)", len(kept), notes
-    return max(kept), f"measured: {len(kept)} rows, ms-swift's {model.template or 'default'} template", \
-        len(kept), notes
 
 
 # -- the card ----------------------------------------------------------------------------------------
@@ -333,6 +189,7 @@ def estimate_time(sizing: Sizing, checked: Checked, rows: int) -> None:
     if sizing.card is None or sizing.card.tflops is None:
         return
     t = checked.loaded.recipe.train
+    rows = training_rows(checked, rows, sizing.notes)
     sizing.step_s = round(step_seconds(sizing.shape, sizing.setup, sizing.per_gpu_batch, sizing.card.tflops), 2)
     eff = t.effective_batch_size or sizing.per_gpu_batch * processes(checked.loaded.recipe)
     sizing.steps = t.max_steps or (math.ceil(rows / eff) * math.ceil(t.epochs or 1) if rows else None)
