@@ -26,6 +26,11 @@ def validate(recipes: list[str], overrides: list[str] | None = None) -> int:
             click.echo(f"  {planned.line()}")
             if planned.choice:
                 click.echo(f"  auto: {planned.choice}")
+            if planned.fits is False:  # only where the rows are assumed: measured rows that cannot fit are refused
+                click.echo(f"  run: goes ahead, since the rows are {planned.longest_from} ({planned.longest} tokens), "
+                           "not measured; if they are that long it runs out of memory and the OOM ladder (on_oom) "
+                           "steps down. Set train.micro_batch_size: auto to plan for the worst case, or a "
+                           "train.max_length that holds the data")
         for note in checked.notes:
             click.echo(f"  note: {printable(note)}")
     return status

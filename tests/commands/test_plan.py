@@ -134,3 +134,18 @@ def test_a_micro_batch_smaller_than_the_card_holds_is_named_with_what_it_costs(t
     assert "about 0.44 s a step against 5.27 s (estimate, H200)" in out + err
     code, out, err = run_cli("validate", PRESET)  # the preset itself: nothing to say
     assert code == 0 and "leaves the card idle" not in out + err
+
+
+def test_every_bundled_preset_plans_to_fit_its_card():
+    for preset in sorted((ROOT / "recipes" / "presets").glob("*.yaml")):
+        code, out, err = run_cli("validate", str(preset))
+        assert code == 0, err
+        assert " fits " in out and "does NOT fit" not in out, (preset.name, out)
+
+
+def test_validate_says_what_run_does_when_assumed_rows_do_not_fit():
+    code, out, err = run_cli("validate", str(ROOT / "recipes" / "mixed.yaml"), "--set", "gpu.memory_gb=24")
+    assert code == 0, err
+    assert "does NOT fit 23.4 GiB usable" in out
+    assert ("run: goes ahead, since the rows are assumed: max_length (hub data) (2048 tokens), not measured; if they "
+            "are that long it runs out of memory and the OOM ladder (on_oom) steps down") in out
