@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "swiftkit"
 STAGES = ("recipe", "flags", "gguf", "checks", "plan", "importer", "launch", "run", "results", "verify", "replay",
-          "report")
+          "serve", "report")
 # Imported by every stage: the package's version and every error a user can see.
 EVERYWHERE = {"swiftkit", "swiftkit.errors"}
 # Data, not logic: tables that grow with what they describe.
