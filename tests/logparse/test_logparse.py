@@ -395,7 +395,7 @@ def test_exit_codes_are_distinct_and_stable() -> None:
     assert lp.EXIT_CODES == {
         "unknown": 1, "cuda_oom": 3, "host_oom": 4, "bad_flag": 5, "dataset": 6,
         "model_not_found": 7, "network": 8, "disk_full": 9, "distributed": 10, "model_type": 11,
-        "export_unverified": 12, "stalled": 13, "rendezvous": 14, "interrupted": 130,
+        "export_unverified": 12, "stalled": 13, "rendezvous": 14, "serve_unverified": 15, "interrupted": 130,
     }
     assert 2 not in lp.EXIT_CODES.values()  # swiftkit.errors.EXIT_USAGE
 
