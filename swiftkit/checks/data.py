@@ -77,11 +77,16 @@ def replay_prompts(loaded: LoadedRecipe, index: int) -> list[prompt_pool.Prompt]
 
 def replay_sample(loaded: LoadedRecipe, index: int) -> tuple[list[prompt_pool.Prompt], int, int]:
     """A replay entry's sampled prompts, the size of its pool, and the seed that sampled them."""
-    r = loaded.recipe
-    spec = r.datasets[index].replay
-    seed = spec.seed if spec.seed is not None else r.train.seed
+    spec = loaded.recipe.datasets[index].replay
+    seed = replay_seed(loaded, index)
     pool = replay_prompts(loaded, index)
     return prompt_pool.pick(pool, spec.n, seed), len(pool), seed
+
+
+def replay_seed(loaded: LoadedRecipe, index: int) -> int:
+    """replay.seed, else train.seed."""
+    spec = loaded.recipe.datasets[index].replay
+    return spec.seed if spec.seed is not None else loaded.recipe.train.seed
 
 
 def replay_prompt_rows(loaded: LoadedRecipe, index: int) -> list[list[dict]]:
@@ -130,7 +135,7 @@ def check_replay(loaded: LoadedRecipe, index: int, problems: list[Problem], note
         labels = [(str(p.get("id") or f"line {n}"), p["query"]) for n, p in enumerate(probes, 1)]
         problems += prompt_pool.pool_problems(path or bundled_general_prompts(), prompts, labels,
                                               f"datasets[{index}].replay.prompts")
-    seed = spec.seed if spec.seed is not None else r.train.seed
+    seed = replay_seed(loaded, index)
     notes.append(f"replay: the base model answers {spec.n} of the {len(prompts)} prompts of {spec.prompts} "
                  f"(seed {seed}, greedy, up to {spec.max_new_tokens} new tokens each) before training; the answers "
                  "are cached for later runs, and empty, cut-off or identity-mentioning ones are dropped")

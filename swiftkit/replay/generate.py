@@ -30,7 +30,7 @@ from swiftkit.datasets import prompt_pool, write_atomic
 from swiftkit.datasets.prompt_pool import Prompt
 from swiftkit.render import ModelRef, model_ref
 from swiftkit.results.fingerprint import fingerprint
-from swiftkit.verify.ask import answer_worker, worker_spec
+from swiftkit.verify.ask import answer_worker, worker_spec, write_infer_dataset
 
 PART_ROWS = 50
 VERSION = 1  # of the cached answers' format and of what decides them
@@ -150,8 +150,6 @@ def _identity_words(recipe) -> list[str]:
 def _ask(base: ModelRef, parts: list[list[Prompt]], cache: Path, folder: Path, max_new_tokens: int, batch: int,
          say: Callable[[str], None]) -> tuple[float, dict]:
     """The missing parts answered in one engine, each part written into the cache as soon as it is done."""
-    from swiftkit.verify.ask import write_infer_dataset
-
     folder.mkdir(parents=True, exist_ok=True)
     jobs = [{"tuned": False, "adapter": None, "result": str(part_path(cache, part)),
              "questions": str(write_infer_dataset([{"query": p.query} for p in part],
