@@ -35,7 +35,14 @@ def checkpoints(target: str, as_json: bool) -> int:
 @cli.command()
 @click.argument("target", type=click.Path())
 @click.option("--output", type=click.Path(file_okay=False), help="Where the merged model goes (must not exist). "
-              "Default: beside the checkpoint, checkpoint-N-merged.")
+              "Default: beside the checkpoint, checkpoint-N-merged (checkpoint-N-gguf for GGUF).")
+@click.option("--format", "fmt", type=click.Choice(["safetensors", "gguf"]), default=None,
+              help="gguf: GGUF files for llama.cpp and Ollama, checked in llama.cpp (default: the recipe's "
+                   "export.format, else safetensors).")
+@click.option("--quant", multiple=True, metavar="TYPE", help="GGUF type, repeatable: f32, f16, bf16, q8_0 "
+              "(default q8_0).")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), help="GGUF: share of answers that must equal the "
+              "merged model's (default: measured per type).")
 @click.option("--dtype", type=click.Choice(["bfloat16", "float16", "float32"]), help="Default: the training dtype.")
 @click.option("--max-shard-size", metavar="SIZE", help="Largest weight file, e.g. 2GB (ms-swift's default 5GB).")
 @click.option("--quant-bits", type=click.Choice(["4", "8"]), help="Quantize the merged model (needs a GPU).")
@@ -45,9 +52,10 @@ def checkpoints(target: str, as_json: bool) -> int:
 @click.option("--no-verify", is_flag=True, help="Skip checking that the merged model answers as base + adapter.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @_model_options
-def export(target: str, output: str | None, dtype: str | None, max_shard_size: str | None, quant_bits: str | None,
-           quant_method: str | None, quant_dataset: tuple[str, ...], no_verify: bool, quiet: bool,
-           model_type: str | None, template: str | None) -> int:
+def export(target: str, output: str | None, fmt: str | None, quant: tuple[str, ...], min_agreement: float | None,
+           dtype: str | None, max_shard_size: str | None, quant_bits: str | None, quant_method: str | None,
+           quant_dataset: tuple[str, ...], no_verify: bool, quiet: bool, model_type: str | None,
+           template: str | None) -> int:
     """Merge a LoRA checkpoint into its base model, and prove the merged model answers the same.
 
     TARGET: a recipe (its latest complete checkpoint), an output or run dir (the same), or a
@@ -64,8 +72,21 @@ def export(target: str, output: str | None, dtype: str | None, max_shard_size: s
         same greedy answer as base + adapter: 212/212 (100.0%; needed 100% in float32)
       swiftkit: exported .../checkpoint-120-merged
         0.6 MiB in 1 weight file(s), merge 7.4 s, verified
+
+    --format gguf converts the verified merged model (merging first when needed) with llama.cpp's
+    own converter, with the chat template training used, and llama.cpp itself must then answer
+    the probes as the merged model does; an Ollama Modelfile goes beside each file.
     """
     from swiftkit.commands.export import export as go
+    from swiftkit.commands.export_gguf import check_options, export_gguf, format_of
+
+    gguf = format_of(target, fmt, model_type=model_type, template=template) == "gguf"
+    check_options(gguf, {"--dtype": dtype, "--max-shard-size": max_shard_size, "--quant-bits": quant_bits,
+                         "--quant-method": quant_method, "--quant-dataset": quant_dataset},
+                  {"--quant": quant, "--min-agreement": min_agreement})
+    if gguf:
+        return export_gguf(target, quants=quant, output=output, do_verify=not no_verify, min_agreement=min_agreement,
+                           quiet=quiet, model_type=model_type, template=template)
 
     return go(target, output=output, dtype=dtype, max_shard_size=max_shard_size,
               quant_bits=int(quant_bits) if quant_bits else None, quant_method=quant_method,

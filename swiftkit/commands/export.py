@@ -48,7 +48,7 @@ def export(target: str, *, output: str | None = None, dtype: str | None = None, 
     try:
         code, info = export_checkpoint(t, options, final, load_catalog(), reporter, do_verify=do_verify)
         if info is not None:
-            _record(t, info, reporter)
+            record_export(t, info, reporter)
         return code
     finally:
         reporter.close()
@@ -85,7 +85,7 @@ def preflight(t: targets.Target, options: ExportOptions, final: Path) -> None:
     if t.kind == "adapter" and t.base_model and not base.exists() and base.is_absolute():
         problems.append(Problem(f"the base model {base} (named in {t.path / 'args.json'}) is not there any more",
                                 fix="put the base model back at that path"))
-    need = _bytes_needed(t, options)
+    need = bytes_needed(t, options)
     free = shutil.disk_usage(_existing_parent(final)).free
     if need and free < need:
         problems.append(Problem(f"not enough disk space for the export in {final.parent}: about {_size(need)} "
@@ -151,7 +151,7 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def _bytes_needed(t: targets.Target, options: ExportOptions) -> int:
+def bytes_needed(t: targets.Target, options: ExportOptions) -> int:
     """About the base model's weights (same dtype), scaled for another dtype or a quantization."""
     base = Path(t.base_model)
     if not base.is_dir():
@@ -222,7 +222,7 @@ def _failed(finished, staging: Path, final: Path, t: targets.Target, options: Ex
     shutil.rmtree(staging, ignore_errors=True)  # a cut-off merge never stays around looking like an export
     diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
     if diagnosis.kind == "disk_full":
-        diagnosis = replace(diagnosis, hint=DISK_HINT.format(need=_size(_bytes_needed(t, options) or 0)))
+        diagnosis = replace(diagnosis, hint=DISK_HINT.format(need=_size(bytes_needed(t, options) or 0)))
     reporter.say(f"swiftkit: export failed: {diagnosis.message}\n  evidence: {diagnosis.evidence.strip()[:300]}\n"
                  f"  try: {diagnosis.hint}\n  nothing was left at {final}\n  full log: {finished.log_path}")
     return diagnosis.exit_code
@@ -252,7 +252,7 @@ def _verify(t: targets.Target, ref: ModelRef, staging: Path, info: exports.Expor
     try:
         kw = {"max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size}
         adapter = ask(ref, catalog, probes, work, name="adapter-answers", **kw).answers
-        answers = ask(merged, catalog, probes, work, name="merged-answers", **kw).answers
+        answers = ask(merged, catalog, probes, work, name="merged-answers", cache=True, **kw).answers  # GGUF's reference
     except AskFailed as failed:
         reporter.say(f"swiftkit: could not check the export: {failed}")
         return failed.diagnosis.exit_code if failed.diagnosis else EXIT_FAILURE
@@ -276,7 +276,7 @@ def _verify(t: targets.Target, ref: ModelRef, staging: Path, info: exports.Expor
     return EXIT_CODES["export_unverified"]
 
 
-def _record(t: targets.Target, info: exports.ExportInfo, reporter: Reporter) -> None:
+def record_export(t: targets.Target, info: exports.ExportInfo, reporter: Reporter) -> None:
     if t.record_path is None:
         return
     try:

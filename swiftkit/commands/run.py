@@ -82,7 +82,7 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
             code, checkpoint = verify_step(checked, session, checkpoint, identity, prewarmed)
             if code != EXIT_OK:
                 return code
-        if checked.loaded.recipe.export.merge:
+        if checked.loaded.recipe.export.merge or checked.loaded.recipe.export.format == "gguf":
             return export_step(checked, session, checkpoint)
         return EXIT_OK
     finally:
@@ -237,6 +237,26 @@ def export_step(checked: Checked, session: Session, checkpoint: Checkpoint) -> i
     code, info = exporting.export_checkpoint(target, options, final, checked.catalog, reporter)
     if info is not None:
         session.record.exports.append(info.to_dict())
+    if code == EXIT_OK and e.format == "gguf":
+        code = gguf_step(checked, session, final)
     session.record.exit_code = code  # trained and verified; the export's verdict decides the exit
     session.save()
+    return code
+
+
+def gguf_step(checked: Checked, session: Session, merged: Path) -> int:
+    """export.format gguf: the verified merged model as GGUF files, checked in llama.cpp, recorded."""
+    from swiftkit.commands import export_gguf
+    from swiftkit.gguf.outtypes import chosen
+
+    source, types = targets.resolve(str(merged)), chosen(checked.loaded.recipe.export.gguf_quant)
+    final = export_gguf.default_dir(merged)
+    try:
+        export_gguf.preflight(source, types, merged, False, final, True, export_options(checked.loaded.recipe))
+    except UserError as exc:
+        session.reporter.say(f"swiftkit: trained, verified and merged, but no GGUF written:\n{exc.format()}")
+        return EXIT_USAGE
+    code, info = export_gguf.gguf_step(source, types, final, checked.catalog, session.reporter)
+    if info is not None:
+        session.record.exports.append(info.to_dict())
     return code

@@ -233,6 +233,10 @@ class ExportSection(Strict):
         default_factory=list, description="Calibration data for gptq/awq (files relative to the recipe, or hub ids)")
     min_agreement: float | None = Field(None, ge=0, le=1, description="Share of probes the merged model must "
                                         "answer as base + adapter did; default 1.0 in float32, 0.7 in 16 bits")
+    format: Literal["safetensors", "gguf"] = Field("safetensors", description="gguf: the merged model also as GGUF "
+                                                   "files for llama.cpp and Ollama, checked in llama.cpp (implies merge)")
+    gguf_quant: Annotated[list[str], BeforeValidator(_as_list)] = Field(
+        default_factory=lambda: ["q8_0"], description="GGUF types to write: f32, f16, bf16, q8_0")
 
     @model_validator(mode="after")
     def _calibration(self) -> "ExportSection":

@@ -39,6 +39,9 @@ class ExportInfo:
     probes: int = 0
     disagreements: list[dict] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)  # merge, verify
+    format: str = "safetensors"  # or "gguf": then `sha256` names the GGUF files and `gguf` says how each did
+    gguf: dict[str, dict] = field(default_factory=dict)  # type -> file, size, agreement, verified, seconds, ...
+    chat_template: dict | None = None  # gguf: which template the files carry, its system prompt, why
     versions: dict = field(default_factory=versions)
     created_at: str = field(default_factory=now)
 
@@ -90,8 +93,8 @@ def problems(path: Path) -> list[str]:
     """Why `path` is not a complete export; empty when it is."""
     if not path.is_dir():
         return [f"{path} does not exist"]
-    found = check_model_dir(path)
     info = read_marker(path)
+    found = [] if info is not None and info.format == "gguf" else check_model_dir(path)
     if info is None:
         found.insert(0, f"no {MARKER}: the export did not finish (or was not made by swiftkit)")
         return found
