@@ -8,6 +8,7 @@
 #   bash bench/real/gpu.sh stage .gg2 .gg3
 #   bash bench/real/gpu.sh join SHA256 NAME.gguf # joins /tmp/parts/* in order; refuses unless the sha256 matches
 #   bash bench/real/gpu.sh sweep OUT NAME.gguf CONFIG...   # bench/real/sweep.py in bfloat16 on the GPU
+#   bash bench/real/gpu.sh gguf OUT NAME.gguf CONFIG TYPE... # more GGUF types of a config swept with --gguf
 # A sweep keeps its results in /tmp/sweep-NAME on the host (a later sweep adds to them, and a `best` config
 # reads them) and leaves OUT/sweep-NAME.tgz (the host returns at most 8 files).
 set -u
@@ -42,5 +43,10 @@ case $cmd in
     python3 -c "import torch, transformers, peft, swift; print('torch', torch.__version__, 'transformers', \
 transformers.__version__, 'peft', peft.__version__, 'ms-swift', swift.__version__)" 2>/dev/null | tee -a "$keep/gpu.txt"
     python3 bench/real/sweep.py --gpu --dtype bfloat16 --model "/tmp/$model" --out "$keep" "$@"
+    tar czf "$out/sweep-${model%.gguf}.tgz" -C /tmp "sweep-${model%.gguf}" ;;
+  gguf)  # gguf OUT NAME.gguf CONFIG TYPE...: more GGUF types of a swept config's merged float32 export
+    out=$1 model=$2 name=$3; shift 3
+    keep=/tmp/sweep-${model%.gguf}
+    python3 bench/real/sweep.py gguf "/tmp/real-runs/$name/merged-float32" "$keep/$name.gguf-more" "$@"
     tar czf "$out/sweep-${model%.gguf}.tgz" -C /tmp "sweep-${model%.gguf}" ;;
 esac

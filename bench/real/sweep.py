@@ -139,6 +139,9 @@ def held_out(summary: dict) -> dict | None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["gguf"]:  # sweep.py gguf MERGED KEEP TYPE...
+        gguf_export(Path(sys.argv[2]), sys.argv[4:], Path(sys.argv[3]))
+        return 0
     p = argparse.ArgumentParser()
     p.add_argument("--model", required=True)
     p.add_argument("--out", required=True, type=Path)
@@ -150,6 +153,8 @@ def main() -> int:
     p.add_argument("--export-dtype", action="append", default=[], help="float32 and bfloat16 unless given")
     p.add_argument("--set", dest="extra", action="append", default=[], help="a recipe override for every run")
     p.add_argument("--heldout", action="store_true", help="every run evaluated on the same held-out written rows")
+    p.add_argument("--gguf", action="append", default=[], help="GGUF types written (and checked in llama.cpp) "
+                   "from each merged export; its marker, Modelfiles and answers are kept in OUT")
     p.add_argument("configs", nargs="+")
     a = p.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +187,10 @@ def main() -> int:
                                         "--output", str(run_dir / f"merged-{dtype}"),
                                         log=a.out / f"{name}.export-{dtype}.txt")
                 print(f"{name}: export {dtype} exit {xcode} in {xwall} s", flush=True)
-                shutil.rmtree(run_dir / f"merged-{dtype}", ignore_errors=True)  # keep the disk
+                if a.gguf and xcode == 0:
+                    gguf_export(run_dir / f"merged-{dtype}", a.gguf, a.out / f"{name}.gguf-{dtype}")
+                if not a.gguf:  # kept for more GGUF types: bench/real/gpu.sh gguf
+                    shutil.rmtree(run_dir / f"merged-{dtype}", ignore_errors=True)  # keep the disk
         record = json.loads(records[-1].read_text()) if records else {}
         if records:
             shutil.copy(records[-1], a.out / f"{name}.record.json")
@@ -193,6 +201,21 @@ def main() -> int:
         summary_json.write_text(json.dumps(rows, indent=1) + "\n")
         (a.out / "summary.md").write_text(table(rows))
     return 0
+
+
+def gguf_export(merged: Path, types: list[str], keep: Path) -> None:  # also: python bench/real/sweep.py gguf ...
+    """`swiftkit export MERGED --format gguf`, its marker, Modelfiles, logs and llama.cpp's answers kept (not the
+    GGUF files: too big to bring back)."""
+    out = merged.with_name(merged.name + "-gguf")
+    args = [x for t in types for x in ("--quant", t)]
+    code, wall = swiftkit("export", str(merged), "--format", "gguf", *args, "--output", str(out),
+                          log=keep.with_suffix(".txt"))
+    print(f"{merged.name}: gguf exit {code} in {wall} s", flush=True)
+    keep.mkdir(parents=True, exist_ok=True)
+    for f in list(out.glob("*.json")) + list(out.glob("*Modelfile")) + list((merged.parent / "exports" / out.name).glob("*")):
+        if f.is_file() and f.suffix != ".gguf":
+            shutil.copy(f, keep / f.name)
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def table(rows: list[dict]) -> str:

@@ -260,7 +260,8 @@ def _write_one(model_dir: Path, q: str, path: Path, choice, work: Path, reporter
 def _check(entry: dict, path: Path, probes: list[dict], system, reference: dict[str, str], work: Path, settings,
            reporter: Reporter, needed: float) -> None:
     got = ask_gguf(path, probes, system, work, name=f"llamacpp-{entry['type']}-answers",
-                   max_new_tokens=settings.max_new_tokens, parallel=4)
+                   max_new_tokens=settings.max_new_tokens,
+                   parallel=max(4, min(8, (os.cpu_count() or 2) // 2)))
     keys = [row_key(r) for r in probes]
     same = [k for k in keys if k in reference and got.answers.get(k, "").strip() == reference[k].strip()]
     agreement = round(len(same) / len(keys), 4) if keys else 0.0
