@@ -209,7 +209,7 @@ def gguf_export(merged: Path, types: list[str], keep: Path) -> None:  # also: py
     out = merged.with_name(merged.name + "-gguf")
     args = [x for t in types for x in ("--quant", t)]
     code, wall = swiftkit("export", str(merged), "--format", "gguf", *args, "--output", str(out),
-                          log=keep.with_suffix(".txt"))
+                          log=keep.parent / f"{keep.name}.txt")
     print(f"{merged.name}: gguf exit {code} in {wall} s", flush=True)
     keep.mkdir(parents=True, exist_ok=True)
     for f in list(out.glob("*.json")) + list(out.glob("*Modelfile")) + list((merged.parent / "exports" / out.name).glob("*")):

@@ -44,7 +44,7 @@ def chatml_prompt(messages: list[dict], default_system: str | None) -> str:
 
 def jinja_literal_body(text: str) -> str:
     """`text` as the inside of a single-quoted Jinja string."""
-    return text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def chatml_template(default_system: str | None) -> str:
@@ -115,4 +115,8 @@ def choose(model_template: str | None, swift_template: str | None, system: str |
         notes = [f"the model's own chat template is not what training used: {why}"]
     else:
         notes = ["the model has no chat template"]
-    return Choice(chatml_template(trained), "ChatML written by swiftkit", trained, stops, notes)
+    written = chatml_template(trained)
+    why = formats_as_trained(written, trained)
+    if why is not None:  # a system prompt Jinja cannot carry as written: say so, the answers in llama.cpp decide
+        notes.append(f"swiftkit's ChatML template does not reproduce training either: {why}")
+    return Choice(written, "ChatML written by swiftkit", trained, stops, notes)

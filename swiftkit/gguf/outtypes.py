@@ -10,18 +10,24 @@ Pure.
 """
 from __future__ import annotations
 
+import re
+
 from swiftkit.errors import Problem
 
 # The converter's --outtype names, in the order of fidelity; bytes per weight of the big matrices.
 WRITTEN = {"f32": 4.0, "f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32}
 DEFAULT = ("q8_0",)
-K_QUANTS = ("q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_0", "q4_1", "q4_k_s", "q4_k_m", "q5_0", "q5_1", "q5_k_s",
-            "q5_k_m", "q6_k", "iq4_nl", "iq4_xs", "iq3_m", "iq2_m")
+# llama-quantize's types: the k-quants (q4_k_m ...), the legacy ones (q4_0 ...) and the i-quants (iq4_xs ...)
+QUANTIZED = re.compile(r"^(q[1-8](_[0-9a-z]+)*|iq[1-4](_[0-9a-z]+)+|mxfp4(_moe)?)$")
 TERNARY = ("tq1_0", "tq2_0")
 
-# Greedy answers of llama.cpp running the GGUF that must equal the merged model's (the run's own dtype, in
-# PyTorch), per type. Measured on real Qwen2.5-Coder-0.5B-Instruct tuned on the identity: bench/results/gguf.md.
-MIN_AGREEMENT = {"f32": 0.9, "f16": 0.8, "bf16": 0.6, "q8_0": 0.6}
+# The share of greedy answers of llama.cpp running the GGUF that must equal the merged model's (in PyTorch),
+# per type. Measured (bench/results/gguf.md) on real Qwen2.5-Coder-0.5B-Instruct tuned on the identity, merged
+# in float32, the reference answered on an H200 and llama.cpp on its host's CPU, 212 probes: f32 96.2 %, f16
+# 96.7 %, bf16 97.2 %, q8_0 93.9 % (every identity answer the same but one in q8_0; the rest are general
+# answers that part at a near-tie, "7 + 8 x 2" among them). The tiny model on this CPU: f32 100 %, q8_0 98.1 %.
+# A file with the wrong template or stop tokens answers as another model does: none of the identity answers.
+MIN_AGREEMENT = {"f32": 0.9, "f16": 0.9, "bf16": 0.9, "q8_0": 0.85}
 
 
 def normalise(name: str) -> str:
@@ -35,7 +41,7 @@ def problems(requested: list[str]) -> list[Problem]:
         q = normalise(name)
         if q in WRITTEN:
             continue
-        if q in K_QUANTS:
+        if QUANTIZED.match(q):
             out.append(Problem(
                 f"--quant {name}: llama.cpp makes {q} with its C++ tool llama-quantize, which no package on the "
                 "index ships in a form that installs here",

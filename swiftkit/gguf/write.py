@@ -73,7 +73,8 @@ def architecture_problems(model_dir: Path) -> list[Problem]:
         config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return [Problem(f"{model_dir / 'config.json'} cannot be read: {exc}", file=str(model_dir))]
-    names = config.get("architectures") or []
+    names = config.get("architectures") if isinstance(config, dict) else None
+    names = [names] if isinstance(names, str) else [n for n in names or [] if isinstance(n, str)]
     known = supported_architectures()
     if known and not any(n in known for n in names):
         return [Problem(f"llama.cpp's converter has no GGUF layout for {', '.join(names) or 'this model'} "
