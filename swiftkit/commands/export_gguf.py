@@ -149,7 +149,7 @@ def _has_llamacpp() -> bool:
 def _bytes_needed(t: targets.Target, merged: Path, types: list[str]) -> int:
     """Parameters from the weights' bytes (of the merged model, else of the base, same shape) at each type's width."""
     model = merged if merged.is_dir() else Path(t.base_model)
-    if not model.is_dir() or any(q not in outtypes.WRITTEN for q in types):
+    if not model.is_dir():
         return 0
     size = sum(f.stat().st_size for f in exports.weight_files(model))
     try:
@@ -157,7 +157,7 @@ def _bytes_needed(t: targets.Target, merged: Path, types: list[str]) -> int:
     except (OSError, ValueError):
         dtype = "float32"
     parameters = size // (4 if dtype == "float32" else 2)
-    return sum(outtypes.bytes_needed(parameters, q) for q in types)
+    return sum(outtypes.bytes_needed(parameters, q) for q in types if q in outtypes.WRITTEN)
 
 
 def _existing_parent(path: Path) -> Path:
