@@ -14,6 +14,7 @@ from pathlib import Path
 from swiftkit import datasets as ds, paths
 from swiftkit.checks.data import check_datasets, check_general_probes, plan_holdout
 from swiftkit.checks.distributed import check_distributed
+from swiftkit.checks.export_section import export_problems
 from swiftkit.checks.gguf_model import GgufSource, check_gguf, is_gguf
 from swiftkit.checks.model_config import config_problems
 from swiftkit.checks.output_dir import WEIGHT_GLOBS, check_output_dir, has_weights
@@ -149,13 +150,7 @@ def cross_field(loaded: LoadedRecipe) -> list[Problem]:
         out.append(p(f"{r.verify.checkpoints} with train.save_total_limit 1 has one checkpoint to score",
                      ("verify", "checkpoints"),
                      "keep more (e.g. `save_total_limit: 5` and `save_steps`), or set `checkpoints: last`"))
-    if r.export.merge and r.lora.tuner == "full":
-        out.append(p("export.merge: a full fine-tune has no adapter to merge", ("export", "merge"),
-                     "remove export.merge: the checkpoint is the model"))
-    if r.export.merge and loaded.paths.export_dir and loaded.paths.export_dir.exists():
-        out.append(p(f"export.dir {loaded.paths.export_dir} already exists; swiftkit never overwrites an export",
-                     ("export", "dir"), "choose another dir, or delete it"))
-    return out
+    return out + export_problems(loaded)
 
 
 # -- model ---------------------------------------------------------------------------------------
