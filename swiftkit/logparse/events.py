@@ -16,7 +16,7 @@ Exit codes, one per failure kind. They are part of swiftkit's interface: keep th
 | 9    | disk_full       | no space left on device                                    |
 | 10   | distributed     | NCCL/gloo error or timeout, a rank aborted (torchrun)      |
 | 11   | model_type      | ms-swift could not tell the model type of a local dir      |
-| 12   | export_unverified | a merged export answers unlike base + adapter            |
+| 12   | export_unverified | a merged export (or its GGUF) answers unlike what it came from |
 | 13   | stalled         | no output for output.stall_timeout s: stopped (resumable)  |
 | 14   | rendezvous      | the nodes could not meet: master port in use or unreachable |
 | 15   | serve_unverified | a served endpoint answers unlike the tuned model          |
