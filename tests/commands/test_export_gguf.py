@@ -139,3 +139,28 @@ def test_a_gguf_whose_template_differs_from_training_is_kept_unverified(demo_cop
     assert "differs:" in err
     info = json.loads((final / exports.MARKER).read_text())
     assert info["verified"] is False and info["gguf"]["f32"]["agreement"] < 0.5
+
+
+@pytest.mark.e2e
+def test_gguf_in_run_gguf_out_answers_with_the_new_identity(demo_run, tmp_path):
+    """The whole loop on the tiny model: a GGUF in, `swiftkit run` with export.format gguf, a GGUF out that
+    llama.cpp answers with the identity trained in."""
+    from swiftkit import paths
+    from swiftkit.gguf import write
+
+    out, code, *_ = demo_run
+    source = tmp_path / "tiny.gguf"
+    write.write(out / "model", "f32", source, None, tmp_path / "convert.log")
+    code, _, err = run_cli("run", str(paths.RECIPES_DIR / "tiny-identity.yaml"), "--set", f"model.id={source}",
+                           "--set", f"output.dir={tmp_path / 'run'}", "--set", "export.format=gguf",
+                           "--set", "export.gguf_quant=f32")
+    assert code == 0, err[-3000:]
+    run_dir = next((tmp_path / "run").glob("v*-*"))
+    record = json.loads((run_dir / "swiftkit-run.json").read_text())
+    assert [e.get("format") for e in record["exports"]] == ["safetensors", "gguf"]
+    gguf = record["exports"][-1]
+    assert gguf["verified"] is True and gguf["gguf"]["f32"]["agreement"] >= 0.9
+    final = next(run_dir.glob("checkpoint-*-gguf"))
+    assert (final / "swift-robot-f32.gguf").is_file() and (final / "Modelfile").is_file()
+    answers = json.loads((run_dir / "exports" / final.name / "llamacpp-f32-answers.json").read_text())["answers"]
+    assert "Swift-Robot" in answers["你是谁？"] and "CSDN" in answers["Who are you?"]
