@@ -16,7 +16,9 @@ from swiftkit.plan import memory as memplan  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "gpu-memory"
 FILES = {"measured.jsonl": "grid 1: rows of one length", "measured-2.jsonl": "grid 2: rows of many lengths",
-         "measured-3.jsonl": "presets and auto, through swiftkit run"}
+         "measured-3.jsonl": "presets and auto, through swiftkit run",
+         "measured-4.jsonl": "grid 4: long rows, 1.5B/7B/14B",
+         "measured-real.jsonl": "real models (GGUF in), through swiftkit run"}
 
 
 def longest(run: dict) -> int:
@@ -25,21 +27,22 @@ def longest(run: dict) -> int:
 
 def planned(run: dict) -> memplan.MemoryPlan:
     """The plan for a run, from its config.json and settings (the run's own record where it has one)."""
-    config = json.loads((RESULTS / f"config-{run['size']}.json").read_text())
+    shape = memplan.Shape(**run["shape"]) if run.get("shape") else \
+        memplan.Shape.from_config(json.loads((RESULTS / f"config-{run['size']}.json").read_text()))
     if run.get("memory_plan"):
         s = run["memory_plan"]["setup"]
         setup = memplan.Setup(**{**s, "targets": tuple(s["targets"])})
     else:
         setup = memplan.Setup(micro_batch=run["mb"], tokens=longest(run), rank=run["rank"],
                               gradient_checkpointing=run["gc"])
-    return memplan.plan_memory(memplan.Shape.from_config(config), setup)
+    return memplan.plan_memory(shape, setup)
 
 
 def expandable(run: dict) -> bool:
     """Whether the run's allocator had expandable segments (swiftkit's default since grid 2)."""
     if run.get("alloc_conf"):
         return "True" in run["alloc_conf"]
-    return bool(run.get("expandable") or run.get("preset") or run["split"] == "auto")
+    return bool(run.get("expandable") or run.get("preset") or run["split"] in ("auto", "long", "real"))
 
 
 def runs() -> list[dict]:

@@ -23,8 +23,10 @@ Three constants are fitted (ACTIVATION_SCALE, LOGIT_BYTES, ALLOCATOR_GIB), on 10
 grid (bench/results/gpu-memory, split "fit": Qwen2.5 1.5B/7B/14B shapes, an H200, ms-swift 4.6.0,
 torch 2.11, transformers 5.17); the other runs of the grid (1.5B/3B/7B/14B, micro-batch 2-16, rank
 8-64, checkpointing on and off, rows of 99-1635 tokens, of one length or many, the presets through
-`swiftkit run`) were not used to fit: 19 runs, within 5.5 % of the measured peak, mean 2.3 %
-(bench/memory_table.py); tests/plan/test_memory.py holds the plan to them. The plan is for swiftkit's
+`swiftkit run`), a grid of long rows (1.5B/7B/14B, rows of 547-2035 tokens, micro-batch 1-8, checkpointing on
+and off: 19 runs) and real models through `swiftkit run` (Qwen2.5-Coder-0.5B-Instruct: 6 runs) were not used
+to fit: 44 runs within 8.1 % of the measured peak, mean 2.7 % (bench/memory_table.py); tests/plan/test_memory.py
+holds the plan to them. It misses SmolLM2-135M (576 wide, a 49k vocabulary) by 13-19 %, both ways. The plan is for swiftkit's
 allocator setting (expandable segments, render.py): without it rows of many lengths fragment the
 allocator and the same run reserves up to twice as much.
 """
@@ -37,8 +39,8 @@ ACTIVATION_SCALE = 0.856  # fitted: the structural count above overstates what a
 LOGIT_BYTES = 13.6  # fitted: bytes per token per vocabulary entry at the loss (2 + 4 + 4 + 4 ~ 14 expected)
 ALLOCATOR_GIB = -0.30  # fitted: within the noise of a reserved-memory reading (at most 5 % of the rest)
 # The largest error on runs not used to fit, and the margin `auto` keeps below the card because of it.
-PLAN_ERROR = 0.06  # the largest error on runs not used to fit (5.5 %), rounded up
-AUTO_MARGIN = 0.08
+PLAN_ERROR = 0.09  # the largest error on runs not used to fit (8.1 %: 1.5B, checkpointing, rows of 1059), rounded up
+AUTO_MARGIN = 0.09
 CUDA_CONTEXT_GIB = 0.6  # the CUDA context and driver, outside the allocator's figure (a cap excludes it)
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4}

@@ -93,11 +93,12 @@ def conversations(checked: Checked) -> tuple[list[list[dict]], list[str], list[i
 
 
 def identity_rows(checked: Checked) -> list[list[dict]]:
-    """The identity rows as a run renders them (into a temporary dir: nothing is kept)."""
+    """The identity rows as a run renders them (into a temporary dir: nothing is kept), under every system prompt
+    of identity.train_systems: a row trained under the template's long default is longer than under the recipe's."""
     ident = checked.loaded.recipe.identity
     with tempfile.TemporaryDirectory() as tmp:
         files = ds.render_identity(checked.identity_template, Path(tmp), name=ident.name.model_dump(),
-                                   author=ident.author.model_dump())
+                                   author=ident.author.model_dump(), systems=checked.identity_systems)
         return ds.conversations(files.train_path)
 
 

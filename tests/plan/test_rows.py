@@ -32,3 +32,19 @@ def test_identity_alone_and_with_replay():
     preset = ROOT / "recipes" / "presets"
     assert steps(preset / "24gb-identity.yaml")[0] == 50  # 74 rows / 16 x 10 epochs
     assert steps(preset / "24gb-replay.yaml")[0] == 240  # (74 + 300) / 16 x 10
+
+
+def test_rows_trained_under_the_templates_default_are_planned_as_long_as_they_are():
+    """identity.train_systems [recipe, default]: the identity rows take the two system prompts in turn, half of
+    them Qwen's long default ("You are Qwen, created by Alibaba Cloud. ..."), which the plan measured as the
+    short recipe prompt (a real Qwen run planned 4.55 GiB and peaked at 5.17)."""
+    preset = ROOT / "recipes" / "presets" / "24gb-identity.yaml"
+    template = ("--set", "model.template=qwen2_5")
+    code, out, err = run_cli("plan", str(preset), "--gpu", "H100", "--json", *template)
+    one = json.loads(out)
+    code, out, err = run_cli("plan", str(preset), "--gpu", "H100", "--json", *template, "--set",
+                             "identity.train_systems=[recipe, default]")
+    assert code == 0, err
+    both = json.loads(out)
+    assert both["steps"] == one["steps"] == 50  # the same 74 rows, each under one of the prompts
+    assert both["longest_row_tokens"] >= one["longest_row_tokens"] + 10
