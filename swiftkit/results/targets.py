@@ -161,6 +161,11 @@ def _from_model_dir(path: Path) -> Target:
         raise UserError.one(f"incomplete export: {path}: " + "; ".join(problems),
                             fix="delete it and export again (swiftkit export CHECKPOINT)")
     info = exports.read_marker(path)
+    if info is not None and info.format == "gguf":
+        files = ", ".join(info.sha256) or "its GGUF files"
+        raise UserError.one(f"{path} is a GGUF export ({files}): llama.cpp and Ollama run it, ms-swift does not",
+                            fix=f"ollama create NAME -f {path / 'Modelfile'} (or the .Modelfile beside a file); for "
+                                f"swiftkit, pass the merged export it was made from: {info.source}")
     args = _args_json(path)
     record_path, recipe, data_dir, general = None, None, None, None
     if info is not None:

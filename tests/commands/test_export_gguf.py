@@ -65,7 +65,10 @@ def test_every_problem_at_once_and_nothing_written(tmp_path, monkeypatch):
 def test_a_gguf_export_is_not_converted_again(tmp_path):
     merged = merged_export(tmp_path, fmt="gguf")
     code, _, err = run_cli("export", str(merged), "--format", "gguf", "--output", str(tmp_path / "again"))
-    assert code == 2 and "is a GGUF export already" in err
+    assert code == 2 and "is a GGUF export (" in err and "llama.cpp and Ollama run it, ms-swift does not" in err
+    assert f"pass the merged export it was made from: {tmp_path / 'checkpoint-10'}" in err
+    code, _, err = run_cli("chat", str(merged), "--message", "hi")
+    assert code == 2 and "is a GGUF export (" in err and "Traceback" not in err
 
 
 def test_options_of_the_other_format_are_refused(tmp_path):
