@@ -34,7 +34,17 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, no GPU"
+    return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {gpus()}"
+
+
+def gpus() -> str:
+    """The GPUs nvidia-smi names, or "no GPU"."""
+    try:
+        found = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=30).stdout.strip().splitlines()
+    except (OSError, subprocess.SubprocessError):
+        found = []
+    return ", ".join(found) or "no GPU"
 
 
 def write(name: str, text: str) -> Path:
