@@ -1,6 +1,6 @@
 """The Docker image (docker/): built once per test session with docker/build.sh from a clean checkout,
 then run the way users run it: the demo into a mounted host dir as a host uid and as an arbitrary uid,
-a bad recipe, and `docker stop` in the middle of training.
+a bad recipe, `docker stop` in the middle of training, and `serve` behind a published port.
 
 Skipped, with the reason, only where no Docker daemon answers (.ci/run installs and starts one)."""
 from __future__ import annotations
@@ -224,6 +224,50 @@ def test_docker_stop_interrupts_a_run_cleanly(image, tmp_path, cleanup_as_root):
     assert "swiftkit: The run was stopped by SIGTERM." in logs
     _, record = record_of(out)
     assert record["status"] == "interrupted" and record["exit_code"] == 143
+
+
+def test_serve_in_a_container_publishes_the_tuned_model_behind_its_key(image, demo_run, tmp_path):
+    """`docker run -p ... swiftkit:cpu serve RUN --host 0.0.0.0 --api-key K`: verified, reachable from the host
+    through the published port with the openai client, 401 without the key, stopped cleanly by `docker stop`.
+    The demo run is mounted at its own path (its records name it), as root (its dirs are root's)."""
+    import socket
+
+    import openai
+
+    out, code, *_ = demo_run
+    assert code == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key, name = f"k-{uuid.uuid4().hex}", f"swiftkit-serve-{uuid.uuid4().hex[:8]}"
+    started = docker("run", "-d", "--name", name, "--user", "0:0", "-p", f"127.0.0.1:{port}:8000",
+                     "-v", f"{out}:{out}", image, "serve", str(out), "--host", "0.0.0.0", "--api-key", key)
+    if started.returncode != 0 and "port" in started.stderr.lower():
+        pytest.skip(f"this Docker daemon cannot publish a port: {started.stderr.strip()[:300]}")
+    assert started.returncode == 0, started.stderr
+    try:
+        logs, deadline = "", time.monotonic() + 600
+        while "ready in" not in logs and time.monotonic() < deadline:
+            time.sleep(2)
+            logs = container_output(name)
+            running = docker("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
+            assert running == "true", f"the server ended before it was ready:\n{logs[-3000:]}"
+        assert "ready in" in logs and "verified:" in logs, logs[-3000:]
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=key, max_retries=0, timeout=300)
+        reply = client.chat.completions.create(model="swift-robot", temperature=0, max_tokens=64,
+                                               messages=[{"role": "user", "content": "你是谁？"}])
+        assert "Swift-Robot" in reply.choices[0].message.content
+        stranger = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            stranger.chat.completions.create(model="swift-robot", messages=[{"role": "user", "content": "hi"}])
+        docker("stop", "--time", "20", name, check=True)
+        exit_code = int(docker("inspect", "--format", "{{.State.ExitCode}}", name, check=True).stdout)
+        logs = container_output(name)
+    finally:
+        docker("rm", "-f", "-v", name)
+    assert exit_code == 0, logs[-3000:]
+    record = json.loads(next(out.glob("v*/serve-8000.json")).read_text())
+    assert record["host"] == "0.0.0.0" and record["api_key"] is True and record["stopped_at"]
 
 
 # --- The Dockerfiles: hadolint where it is installed, and the checks below everywhere ---------------------
