@@ -73,6 +73,23 @@ def preflight(t: targets.Target, options: ExportOptions, final: Path) -> None:
         what = {"export": "a merged export", "full": "a fully tuned checkpoint"}.get(t.kind, "a model dir")
         problems.append(Problem(f"{t.path} is a full model already ({what}): there is no adapter to merge",
                                 fix="export a LoRA checkpoint (swiftkit checkpoints RECIPE lists them)"))
+    problems += destination_problems(final) + _option_problems(options) + _output_problems(t, final) + _quant_problems(options)
+    base = Path(t.base_model)
+    if t.kind == "adapter" and t.base_model and not base.exists() and base.is_absolute():
+        problems.append(Problem(f"the base model {base} (named in {t.path / 'args.json'}) is not there any more",
+                                fix="put the base model back at that path"))
+    need = bytes_needed(t, options)
+    free = shutil.disk_usage(existing_parent(final)).free
+    if need and free < need:
+        problems.append(Problem(f"not enough disk space for the export in {final.parent}: about {_size(need)} "
+                                f"needed, {_size(free)} free", fix=DISK_HINT.format(need=_size(need))))
+    if problems:
+        raise UserError(problems, headline="swiftkit export: nothing was exported")
+
+
+def destination_problems(final: Path) -> list[Problem]:
+    """An export is never written over another, nor beside what a cut-off one left."""
+    problems = []
     if final.exists():
         state = "a complete export" if not exports.problems(final) else "not a complete export"
         problems.append(Problem(f"{final} already exists ({state}); swiftkit never overwrites an export",
@@ -80,18 +97,7 @@ def preflight(t: targets.Target, options: ExportOptions, final: Path) -> None:
     for leftover in exports.leftovers(final):
         problems.append(Problem(f"{leftover} is what an earlier export to {final.name} left when it was cut off",
                                 fix=f"delete it: rm -r {leftover}"))
-    problems += _option_problems(options) + _output_problems(t, final) + _quant_problems(options)
-    base = Path(t.base_model)
-    if t.kind == "adapter" and t.base_model and not base.exists() and base.is_absolute():
-        problems.append(Problem(f"the base model {base} (named in {t.path / 'args.json'}) is not there any more",
-                                fix="put the base model back at that path"))
-    need = bytes_needed(t, options)
-    free = shutil.disk_usage(_existing_parent(final)).free
-    if need and free < need:
-        problems.append(Problem(f"not enough disk space for the export in {final.parent}: about {_size(need)} "
-                                f"needed, {_size(free)} free", fix=DISK_HINT.format(need=_size(need))))
-    if problems:
-        raise UserError(problems, headline="swiftkit export: nothing was exported")
+    return problems
 
 
 # The command line's spelling of each export option, for errors about the values given there.
@@ -166,7 +172,7 @@ def bytes_needed(t: targets.Target, options: ExportOptions) -> int:
     return int(size * scale)
 
 
-def _existing_parent(path: Path) -> Path:
+def existing_parent(path: Path) -> Path:
     while not path.exists():
         path = path.parent
     return path

@@ -120,17 +120,12 @@ def preflight(t: targets.Target, types: list[str], merged: Path, merge_first: bo
     if not merge_first and (merged / "config.json").is_file():
         problems += write.architecture_problems(merged)
         problems += modelfile.problems(t.ref().system)
-    if final.exists():
-        problems.append(Problem(f"{final} already exists; swiftkit never overwrites an export",
-                                fix="pass --output NEW_DIR, or delete it first"))
-    for leftover in exports.leftovers(final):
-        problems.append(Problem(f"{leftover} is what an earlier export to {final.name} left when it was cut off",
-                                fix=f"delete it: rm -r {leftover}"))
+    problems += merging.destination_problems(final)
     if do_verify and not _has_llamacpp():
         problems.append(Problem("checking the GGUF needs llama.cpp's Python binding (xllamacpp), which is not installed",
                                 fix="pip install xllamacpp, or pass --no-verify to write it unchecked"))
     need = _bytes_needed(t, merged, types) + (merging.bytes_needed(t, options) if merge_first else 0)
-    where = _existing_parent(final)
+    where = merging.existing_parent(final)
     free = shutil.disk_usage(where).free
     if need and free < need:
         problems.append(Problem(f"not enough disk space for the GGUF export in {where}: about {need / 2**30:.1f} GiB "
@@ -158,12 +153,6 @@ def _bytes_needed(t: targets.Target, merged: Path, types: list[str]) -> int:
         dtype = "float32"
     parameters = size // (4 if dtype == "float32" else 2)
     return sum(outtypes.bytes_needed(parameters, q) for q in types if q in outtypes.WRITTEN)
-
-
-def _existing_parent(path: Path) -> Path:
-    while not path.exists():
-        path = path.parent
-    return path
 
 
 def model_template(model_dir: Path) -> str | None:

@@ -52,7 +52,7 @@ def test_every_problem_at_once_and_nothing_written(tmp_path, monkeypatch):
     assert code == 2, err
     assert "is marked NOT verified: it answered unlike base + adapter" in err
     assert "no GGUF layout for MadeUpForCausalLM" in err and "export it as safetensors" in err
-    assert "checkpoint-10-gguf already exists; swiftkit never overwrites an export" in err
+    assert "checkpoint-10-gguf already exists (not a complete export); swiftkit never overwrites an export" in err
     assert "is what an earlier export to checkpoint-10-gguf left when it was cut off" in err
     assert "--quant tq1_0: ternary types are for models trained ternary" in err
     assert "needs llama.cpp's Python binding (xllamacpp)" in err and "pass --no-verify" in err
