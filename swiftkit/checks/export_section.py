@@ -28,13 +28,8 @@ def export_problems(loaded: LoadedRecipe) -> list[Problem]:
         out += [p(problem.message.removeprefix("--quant "), ("export", "gguf_quant", i),
                   problem.fix) for problem in outtypes.problems([name])]
     out += [p(problem.message, ("export", "format"), problem.fix) for problem in write.converter_problems()]
-    if r.verify.enabled and not _has_llamacpp():
+    if r.verify.enabled and not write.llamacpp_installed():
         out.append(p("export.format gguf is checked in llama.cpp, and its Python binding (xllamacpp) is not installed",
                      ("export", "format"), "pip install xllamacpp"))
     return out
 
-
-def _has_llamacpp() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("xllamacpp") is not None

@@ -121,7 +121,7 @@ def preflight(t: targets.Target, types: list[str], merged: Path, merge_first: bo
         problems += write.architecture_problems(merged)
         problems += modelfile.problems(t.ref().system)
     problems += merging.destination_problems(final)
-    if do_verify and not _has_llamacpp():
+    if do_verify and not write.llamacpp_installed():
         problems.append(Problem("checking the GGUF needs llama.cpp's Python binding (xllamacpp), which is not installed",
                                 fix="pip install xllamacpp, or pass --no-verify to write it unchecked"))
     need = _bytes_needed(t, merged, types) + (merging.bytes_needed(t, options) if merge_first else 0)
@@ -134,11 +134,6 @@ def preflight(t: targets.Target, types: list[str], merged: Path, merge_first: bo
     if problems:
         raise UserError(problems, headline="swiftkit export: nothing was exported")
 
-
-def _has_llamacpp() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("xllamacpp") is not None
 
 
 def _bytes_needed(t: targets.Target, merged: Path, types: list[str]) -> int:

@@ -56,6 +56,11 @@ def converter_problems() -> list[Problem]:
     return []
 
 
+def llamacpp_installed() -> bool:
+    """Whether llama.cpp's Python binding (xllamacpp), which checks the files, can be imported."""
+    return importlib.util.find_spec("xllamacpp") is not None
+
+
 def supported_architectures() -> set[str]:
     """The Hugging Face architectures llama.cpp's converter writes as text models."""
     spec = importlib.util.find_spec("conversion")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from conftest import run_cli
 from helpers import RECIPE, project, tree
 
-from swiftkit.checks import export_section
+from swiftkit.gguf import write
 
 
 def validate(tmp_path, export: str) -> tuple[int, str]:
@@ -29,7 +29,7 @@ def test_a_gguf_recipe_that_can_be_exported_passes(tmp_path, catalog):
 
 
 def test_without_llama_cpp_a_verified_gguf_export_is_refused_before_training(tmp_path, catalog, monkeypatch):
-    monkeypatch.setattr(export_section, "_has_llamacpp", lambda: False)
+    monkeypatch.setattr(write, "llamacpp_installed", lambda: False)
     code, err = validate(tmp_path, "export:\n  format: gguf\n")
     assert code == 2 and "export.format: export.format gguf is checked in llama.cpp" in err
     assert "fix: pip install xllamacpp" in err

@@ -12,6 +12,7 @@ from test_checkpoints import safetensors_bytes
 from test_targets import trained
 
 from swiftkit.commands import export_gguf
+from swiftkit.gguf import write
 from swiftkit.gguf.header import read_header
 from swiftkit.results import exports
 from swiftkit.results.fingerprint import file_sha256
@@ -45,7 +46,7 @@ def test_every_problem_at_once_and_nothing_written(tmp_path, monkeypatch):
     (tmp_path / "checkpoint-10-gguf").mkdir()
     leftover = tmp_path / ".checkpoint-10-gguf.partial-999999"
     leftover.mkdir()
-    monkeypatch.setattr(export_gguf, "_has_llamacpp", lambda: False)
+    monkeypatch.setattr(write, "llamacpp_installed", lambda: False)
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(export_gguf.shutil, "disk_usage", lambda path: usage(10, 10, 0))
     code, _, err = run_cli("export", str(merged), "--format", "gguf", "--quant", "tq1_0", "--quant", "f16")
@@ -149,7 +150,6 @@ def test_gguf_in_run_gguf_out_answers_with_the_new_identity(demo_run, tmp_path):
     """The whole loop on the tiny model: a GGUF in, `swiftkit run` with export.format gguf, a GGUF out that
     llama.cpp answers with the identity trained in."""
     from swiftkit import paths
-    from swiftkit.gguf import write
 
     out, code, *_ = demo_run
     source = tmp_path / "tiny.gguf"
