@@ -164,7 +164,14 @@ def main() -> int:
         if adapter:
             swap.use(group[0].get("adapter") or spec["adapter"])
         with (contextlib.nullcontext() if adapter or swap is None else engine.model.disable_adapter()):
-            responses = _infer(engine, requests, limits, RequestConfig)
+            if os.environ.get("SWIFTKIT_PROFILE_ANSWERS") == "1" and "profile" not in timings:
+                import step_profile  # beside this file: `swiftkit run --profile-steps` profiles the first call
+
+                timings["profile"] = os.path.join(os.path.dirname(spec["timings"]), "answers-profile.json")
+                responses = step_profile.profile_call(
+                    engine.model, lambda: _infer(engine, requests, limits, RequestConfig), timings["profile"])
+            else:
+                responses = _infer(engine, requests, limits, RequestConfig)
         at = 0
         for job, (rs, _) in zip(group, asked):
             _write_result(job["result"], rs, responses[at:at + len(rs)])

@@ -6,6 +6,8 @@ it on their PYTHONPATH). In the training process, and only there:
 - with SWIFTKIT_DATASET_FINGERPRINT=random, the datasets library names its transforms' cache files
   without hashing ms-swift's encode function (_random_fingerprints), and with SWIFTKIT_DATASET_IN_PROCESS=1
   a map of one process runs in the training process (_maps_in_process).
+With SWIFTKIT_PROFILE_STEPS=N[:WARMUP] (`swiftkit run --profile-steps N`), the trainer's steps are labelled and N of
+them profiled after WARMUP (step_profile.py, beside this file).
 In `swift deploy` started by `swiftkit serve` (SWIFTKIT_DEPLOY_401=1), a wrong API key gets 401 (_unauthorized).
 """
 import os
@@ -161,6 +163,23 @@ def _unauthorized(deploy) -> None:
     deploy.SwiftDeploy.create_error_response = staticmethod(create_error_response)
 
 
+def _profile_steps(trainer_module) -> None:
+    """Every Trainer made in this process gets step_profile's labels and profiler callback (there is one)."""
+    import functools
+
+    import step_profile
+
+    count, warmup = step_profile.steps_spec(os.environ["SWIFTKIT_PROFILE_STEPS"])
+    original = trainer_module.Trainer.__init__
+
+    @functools.wraps(original)  # ms-swift reads the signature to know which arguments it takes
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        step_profile.install(self, count, warmup)
+
+    trainer_module.Trainer.__init__ = __init__
+
+
 _patches = {}
 if os.environ.get("SWIFTKIT_DEPLOY_401") == "1":
     _patches["swift.pipelines.infer.deploy"] = _unauthorized
@@ -169,6 +188,8 @@ if _is_training_process():
         _patches["datasets.fingerprint"] = _random_fingerprints
     if os.environ.get("SWIFTKIT_DATASET_IN_PROCESS") == "1":
         _patches["datasets.arrow_dataset"] = _maps_in_process
+    if os.environ.get("SWIFTKIT_PROFILE_STEPS"):
+        _patches["transformers.trainer"] = _profile_steps
 if _patches:
     _after_import(_patches)
 

@@ -21,9 +21,12 @@ def _run_options(fn):
 @click.option("--master-addr", help="Address of node rank 0, reachable from every node.")
 @click.option("--master-port", type=click.IntRange(1, 65535), help="Rendezvous port on node 0 (default 29500; "
                                                                     "under Slurm derived from the job id).")
+@click.option("--profile-steps", type=click.IntRange(min=1), metavar="N",
+              help="Profile N training steps after 3 of warm-up (torch.profiler, then cProfile for N more) and print "
+                   "where a step's time goes; step-profile.json and its trace go in the run dir.")
 @_run_options
 def run(recipe: str, overrides: tuple[str, ...], no_verify: bool, nnodes: int | None, node_rank: int | None,
-        master_addr: str | None, master_port: int | None, quiet: bool, events: bool) -> int:
+        master_addr: str | None, master_port: int | None, profile_steps: int | None, quiet: bool, events: bool) -> int:
     """Train a recipe with swift sft, supervised, then verify the result.
 
     Checks everything first; streams progress; writes a run record (swiftkit-run.json)
@@ -48,7 +51,7 @@ def run(recipe: str, overrides: tuple[str, ...], no_verify: bool, nnodes: int | 
     from swiftkit.launch.node import LaunchOptions
 
     return go(recipe, overrides=list(overrides), quiet=quiet, events=events, do_verify=not no_verify,
-              launch_options=LaunchOptions(nnodes, node_rank, master_addr, master_port))
+              launch_options=LaunchOptions(nnodes, node_rank, master_addr, master_port), profile_steps=profile_steps)
 
 
 @cli.command()

@@ -18,7 +18,7 @@ from swiftkit.launch.node import LaunchOptions, resolve_launch
 from swiftkit.plan.sizing import Sizing, plan_for_run, with_choices
 from swiftkit.recipe.models import Recipe
 from swiftkit.render import Plan, export_options, model_ref
-from swiftkit.results import checkpoints, exports, targets
+from swiftkit.results import checkpoints, exports, step_profile, targets
 from swiftkit.results.checkpoints import Checkpoint
 from swiftkit.results.record import RunRecord
 from swiftkit.run import lock as runlock, nodes
@@ -31,7 +31,7 @@ from swiftkit.verify.ask import AskFailed, Prewarmed
 
 
 def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False, events: bool = False,
-        do_verify: bool = True, launch_options: LaunchOptions | None = None) -> int:
+        do_verify: bool = True, launch_options: LaunchOptions | None = None, profile_steps: int | None = None) -> int:
     started = time.monotonic()
     launch = resolve_launch(launch_options, os.environ)  # which node this is: options, Slurm, or one node
     checked = check(recipe, overrides=overrides, launch=launch)
@@ -46,7 +46,8 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
             from swiftkit.commands.run_node import follow
 
             return follow(checked, lock_fd, quiet=quiet, events=events)
-        return _run(checked, planned, lock_fd, quiet=quiet, events=events, do_verify=do_verify, started=started)
+        return _run(checked, planned, lock_fd, quiet=quiet, events=events, do_verify=do_verify, started=started,
+                    profile_steps=profile_steps)
 
 
 def print_err(text: str) -> None:
@@ -54,7 +55,7 @@ def print_err(text: str) -> None:
 
 
 def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet: bool, events: bool,
-         do_verify: bool, started: float | None = None) -> int:
+         do_verify: bool, started: float | None = None, profile_steps: int | None = None) -> int:
     reporter = make_reporter(quiet=quiet, events=events)
     session: Session | None = None
     prewarmed: Prewarmed | None = None
@@ -70,16 +71,21 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
             record.extra["memory_plan"] = planned.to_json()
             reporter.say(f"swiftkit: {planned.line()}" + (f"\n  auto: {planned.choice}" if planned.choice else ""))
         reporter.say(f"swiftkit: training {checked.loaded.path} (ms-swift {checked.catalog.version})")
-        session = Session(checked, record, reporter, lock_fd)
+        session = Session(checked, record, reporter, lock_fd, profile_steps=profile_steps)
         code = replay_step(checked, session)
         if code != EXIT_OK:
             return code
+        if profile_steps:  # verification's answer worker profiles its first engine call (child/answer_worker.py)
+            os.environ["SWIFTKIT_PROFILE_ANSWERS"] = "1"
         prewarmed = prewarm(checked, plan) if do_verify else None
         code, checkpoint = session.train(plan)
         if checkpoint is None:
             return code
         if do_verify and checked.loaded.recipe.verify.enabled:
             code, checkpoint = verify_step(checked, session, checkpoint, identity, prewarmed)
+            call = step_profile.read_call(Path(checkpoint.path).parent / "verify") if profile_steps else None
+            if call is not None:
+                reporter.say("\n".join(step_profile.call_lines(call)))
             if code != EXIT_OK:
                 return code
         if checked.loaded.recipe.export.merge or checked.loaded.recipe.export.format == "gguf":

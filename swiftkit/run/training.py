@@ -19,6 +19,7 @@ from swiftkit.logparse import (BestCheckpoint, Diagnosis, Eval, LastCheckpoint, 
                                diagnose, parse_line, parse_logging_jsonl_line)
 from swiftkit.process import Finished, supervise
 from swiftkit.render import Plan, distributed, rank_stats_dir, render_sft
+from swiftkit.results import step_profile
 from swiftkit.results.checkpoints import Checkpoint, find_runs, run_dir_from_log
 from swiftkit.results.record import RunRecord, now, redact_argv, redact_env, write_record
 from swiftkit.run import nodes
@@ -34,8 +35,10 @@ NODE_WAIT_S = 120  # after a failed attempt, how long node 0 waits for the other
 class Session:
     """The attempts of one run: each a supervised `swift sft`; OOM -> the next rung of the ladder."""
 
-    def __init__(self, checked: Checked, record: RunRecord, reporter: Reporter, lock_fd: int | None = None):
+    def __init__(self, checked: Checked, record: RunRecord, reporter: Reporter, lock_fd: int | None = None,
+                 profile_steps: int | None = None):
         self.checked, self.record, self.reporter = checked, record, reporter
+        self.profile_steps = profile_steps  # child/step_profile.py profiles that many steps after warm-up
         self.record_path: Path | None = None
         self.keep_fds = (lock_fd,) if lock_fd is not None else ()  # the training child holds the dir too
         self.record_failed = False
@@ -212,6 +215,8 @@ class Attempt:
     def start(self) -> Finished:
         plan = self.plan
         inv = render_sft(plan, self.session.checked.catalog, swift=paths.swift_command())
+        if self.session.profile_steps:
+            inv = replace(inv, env={**inv.env, "SWIFTKIT_PROFILE_STEPS": str(self.session.profile_steps)})
         self.record.command, self.record.env = redact_argv(inv.argv), redact_env(inv.env)
         self.record.status, self.record.log_path = "running", str(self.log_path)
         self.record.resolved_recipe = plan.recipe.model_dump(mode="json")
@@ -326,6 +331,9 @@ class Attempt:
         planned = self.record.extra.get("memory_plan")
         if planned and s.get("peak_memory_gib") is not None:
             planned["measured_peak_gib"] = s["peak_memory_gib"]  # the plan and what ms-swift measured, side by side
+        profile = step_profile.read(self.run_dir) if self.session.profile_steps else None
+        if profile is not None:
+            self.record.extra["step_profile"] = step_profile.headline(profile)
         self.session.save()
         memory = "n/a on CPU" if s.get("peak_memory_gib") is None else f"{s['peak_memory_gib']:.2f} GiB"
         if planned and s.get("peak_memory_gib") is not None:
@@ -333,6 +341,11 @@ class Attempt:
         self.reporter.say(f"swiftkit: trained: {checkpoint.path}\n  steps {s.get('global_step')}, final loss "
                           f"{_num(s.get('final_loss'))}, train runtime {_num(s.get('train_runtime'))} s, "
                           f"peak GPU memory {memory}")
+        if profile is not None:
+            self.reporter.say("\n".join(step_profile.lines(profile)))
+        elif self.session.profile_steps:
+            self.reporter.say(f"swiftkit: no step profile was written (fewer than {self.session.profile_steps} steps "
+                              "after warm-up?); see the log")
         ranks = nodes.rank_memory_line(self.record.attempts[-1].get("ranks") or [])
         if ranks:
             self.reporter.say(f"  peak memory per rank of this node: {ranks}")
