@@ -78,13 +78,15 @@ def summarize(trace: dict, steps: int) -> dict:
     its own time (less the labels inside it), the GPU time and launches of what it started itself; the Python
     functions and operators that cost the most CPU time of their own. Times in milliseconds per step."""
     events = _complete(trace.get("traceEvents", []))
-    window = [e for e in events if e.get("name") == PREFIX + "steps"]
+    # record_function ranges are user_annotation events on the CPU; the profiler also copies them onto the GPU's
+    # timeline (gpu_user_annotation), which are not the step's wall time
+    ranges = [e for e in events if e.get("cat") == "user_annotation" and e["name"].startswith(PREFIX)]
+    window = [e for e in ranges if e["name"] == PREFIX + "steps"]
     if not window:
         raise ValueError("the trace holds no swiftkit.steps range")
     w0, w1 = window[0]["ts"], window[0]["ts"] + window[0]["dur"]
     inside = [e for e in events if w0 <= e["ts"] <= w1]
-    labels = [e for e in inside if e.get("cat") == "user_annotation" and e["name"].startswith(PREFIX)
-              and e["name"] not in (PREFIX + "steps", PREFIX + "step")]
+    labels = [e for e in ranges if w0 <= e["ts"] <= w1 and e["name"] not in (PREFIX + "steps", PREFIX + "step")]
     kernels = [e for e in inside if e.get("cat") in KERNEL_CATS]
     runtime = [e for e in inside if e.get("cat") in ("cuda_runtime", "cuda_driver")]
     per = 1000.0 * steps  # µs in all -> ms a step
@@ -134,7 +136,7 @@ def summarize(trace: dict, steps: int) -> dict:
             sync_ms += e["dur"] / per
     gpu_busy = _union([(k["ts"], k["ts"] + k["dur"]) for k in kernels])
     ops = [e for e in inside if e.get("cat") == "cpu_op"]
-    step_walls = [e["dur"] / 1000.0 for e in inside if e.get("name") == PREFIX + "step"]
+    step_walls = [e["dur"] / 1000.0 for e in ranges if w0 <= e["ts"] <= w1 and e["name"] == PREFIX + "step"]
     for r in table.values():
         for key in ("wall_ms", "self_ms", "gpu_ms", "sync_ms"):
             r[key] = round(r[key], 3)

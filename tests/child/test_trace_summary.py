@@ -35,6 +35,9 @@ def two_steps() -> dict:
         events.append(X("cudaStreamSynchronize", base + 300, 40, cat="cuda_runtime", correlation=0))
         events.append(X("cudaStreamSynchronize", base + 950, 40, cat="cuda_runtime", correlation=0))
     events.append(X("aten::mm", 60, 20, cat="cpu_op"))
+    # the profiler's copies of the ranges on the GPU's timeline, later and longer: not the steps' wall time
+    events += [X("swiftkit.steps", 5, 2500, cat="gpu_user_annotation"),
+               X("swiftkit.step", 1005, 1900, cat="gpu_user_annotation")]
     return {"traceEvents": events}
 
 
