@@ -18,7 +18,8 @@ RESULTS = ROOT / "bench" / "results" / "gpu-memory"
 FILES = {"measured.jsonl": "grid 1: rows of one length", "measured-2.jsonl": "grid 2: rows of many lengths",
          "measured-3.jsonl": "presets and auto, through swiftkit run",
          "measured-4.jsonl": "grid 4: long rows, 1.5B/7B/14B",
-         "measured-real.jsonl": "real models (GGUF in), through swiftkit run"}
+         "measured-real.jsonl": "real models (GGUF in), through swiftkit run",
+         "measured-capped.jsonl": "7B preset and speed levers under a 23 GiB cap, through swiftkit run"}
 
 
 def longest(run: dict) -> int:

@@ -22,13 +22,15 @@ SEVEN_B = Shape.from_config(known_config("Qwen/Qwen2.5-7B-Instruct"))
 
 # The one model the plan is known to miss by more than 10 %: SmolLM2-135M (576 wide, 49k vocabulary), under by
 # 19 % at rows of 119 tokens and over by 13 % at 211. What it misses there is not found yet (README, "Will it fit?").
+# And 7B at micro-batch 16 x 62 tokens with checkpointing off under a 23 GiB cap: planned 23.61 GiB, peaked
+# 19.49 (+21 %), where the same rows with liger kernels (no logits kept whole) are within 3.2 %.
 KNOWN_MISSES = {"real-real-smollm2-gpu-lr1e-3-ep10", "real-real-smollm2-gpu-lr1e-3-ep10-r16",
-                "real-real-smollm2-gpu-lr1e-3-ep15-mix300"}
+                "real-real-smollm2-gpu-lr1e-3-ep15-mix300", "capped-7b-nockpt"}
 
 
 def test_every_run_is_recorded():
-    assert len(RUNS) == 59
-    assert {r["split"] for r in RUNS} == {"fit", "test", "varied", "preset", "auto", "long", "real"}
+    assert len(RUNS) == 64
+    assert {r["split"] for r in RUNS} == {"fit", "test", "varied", "preset", "auto", "long", "real", "capped"}
     assert len([r for r in RUNS if r["split"] == "long"]) == 19 and len([r for r in RUNS if r["split"] == "real"]) == 9
 
 
