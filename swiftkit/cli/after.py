@@ -195,9 +195,12 @@ def report(targets: tuple[str, ...], output: str | None) -> int:
               help="Port to listen on; one in use is an error, never silently another.")
 @click.option("--name", metavar="NAME", help="The tuned model's name in requests. Default: the identity's name, "
               "slugged (swift-robot); under vllm the base model is served as 'base' too.")
-@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default="transformers", show_default=True)
+@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default=None,
+              help="swift deploy's engine (default transformers); not for a GGUF export.")
+@click.option("--quant", metavar="TYPE", help="A GGUF export: which of its types to serve (f32, f16, bf16, q8_0). "
+              "Default: the best-agreeing verified one.")
 @click.option("--max-concurrency", default=16, show_default=True, type=click.IntRange(1, 4096),
-              help="Requests batched together.")
+              help="Requests batched together (llama.cpp: parallel slots).")
 @click.option("--api-key", envvar="SWIFTKIT_API_KEY", metavar="KEY", help="Require this Bearer token "
               "(or set SWIFTKIT_API_KEY).")
 @click.option("--insecure", is_flag=True, help="Serve beyond this machine without an API key, on purpose.")
@@ -207,9 +210,9 @@ def report(targets: tuple[str, ...], output: str | None) -> int:
 @click.option("--ready-timeout", default=900, show_default=True, type=click.IntRange(1, 86400),
               help="Seconds the model may take to load.")
 @_model_options
-def serve(target: str, host: str, port: int, name: str | None, backend: str, max_concurrency: int,
-          api_key: str | None, insecure: bool, no_verify: bool, min_agreement: float | None, ready_timeout: int,
-          model_type: str | None, template: str | None) -> int:
+def serve(target: str, host: str, port: int, name: str | None, backend: str | None, quant: str | None,
+          max_concurrency: int, api_key: str | None, insecure: bool, no_verify: bool, min_agreement: float | None,
+          ready_timeout: int, model_type: str | None, template: str | None) -> int:
     """Serve a tuned model over an OpenAI-compatible API (`swift deploy`), proven to answer as the tuned model.
 
     TARGET: as for chat (a recipe, a run or output dir, a checkpoint-N, a merged export). The tuned model is
@@ -218,14 +221,22 @@ def serve(target: str, host: str, port: int, name: str | None, backend: str, max
     got; an endpoint that answers otherwise (the base model's answers, say) is stopped, exit 15. Ctrl-C stops
     the server's whole process group.
 
+    A GGUF export (export --format gguf), or one of its .gguf files, is served by llama.cpp's own server
+    instead, checked against the merged model's answers with the agreement its export needed (--quant picks
+    the type).
+
     \b
     Example:
       $ swiftkit serve recipes/tiny-identity.yaml --port 8000
       swiftkit serve: verified: 'swift-robot' gave the tuned model's answer to 40 of 40 questions ...
       swiftkit serve: ready in 21 s at http://127.0.0.1:8000/v1, model 'swift-robot' (Ctrl-C stops it)
+      $ swiftkit serve output/tiny/v0-*/checkpoint-120-gguf --port 8000
+      swiftkit serve: starting swift-robot-f32.gguf (f32: best agreement of the verified types, 100.0% same
+      answers as the merged model; --quant picks another of f32, q8_0) in llama.cpp's server on 127.0.0.1:8000 ...
+      swiftkit serve: verified: 'swift-robot' gave the merged model's answer to 212 of 212 questions ...
     """
     from swiftkit.commands.serve import serve as go
 
-    return go(target, host=host, port=port, name=name, backend=backend, max_concurrency=max_concurrency,
+    return go(target, host=host, port=port, name=name, backend=backend, quant=quant, max_concurrency=max_concurrency,
               api_key=api_key, insecure=insecure, verify=not no_verify, min_agreement=min_agreement,
               ready_timeout=ready_timeout, model_type=model_type, template=template)

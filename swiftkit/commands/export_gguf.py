@@ -175,9 +175,7 @@ def gguf_step(source: targets.Target, types: list[str], final: Path, catalog: Ca
                  f"  chat template: {choice.source}; default system prompt {choice.system!r}")
     for note in choice.notes:
         reporter.say(f"  note: {note}")
-    settings = source.recipe.verify if source.recipe else VerifySection()
-    probes = verification.load(settings.model_copy(update={"retention": True}),
-                               source.data_dir / "identity.probes.jsonl" if source.data_dir else None, None).main_rows()
+    settings, probes = probes_of(source)
     info = exports.ExportInfo(str(final), str(source.path), source.base_model, 0, {}, ref.dtype, format="gguf",
                               chat_template={"source": choice.source, "system": choice.system, "notes": choice.notes,
                                              "stops": list(choice.stops)})
@@ -219,6 +217,22 @@ def gguf_step(source: targets.Target, types: list[str], final: Path, catalog: Ca
     reporter.say(f"swiftkit: exported GGUF {final} ({verdict})\n" + "\n".join(lines) +
                  f"\n  ollama: cd {final} && ollama create {stem} -f {first} && ollama run {stem}")
     return (EXIT_OK if info.verified or not do_verify else EXIT_CODES["export_unverified"]), info
+
+
+def probes_of(source: targets.Target) -> tuple[VerifySection, list[dict]]:
+    """The verify settings and the probes a GGUF of the merged model `source` is checked with (identity and
+    general, as verification asks them); `swiftkit serve` of the GGUF asks the same ones."""
+    settings = source.recipe.verify if source.recipe else VerifySection()
+    probes = verification.load(settings.model_copy(update={"retention": True}),
+                               source.data_dir / "identity.probes.jsonl" if source.data_dir else None, None).main_rows()
+    return settings, probes
+
+
+def reference(source: targets.Target, probes: list[dict], settings: VerifySection, work: Path,
+              reporter: Reporter) -> dict[str, str]:
+    """The merged model's greedy answers to `probes`: cached under its fingerprint when the GGUF export asked
+    it, else asked now (files in `work`)."""
+    return _reference(source.ref(), load_catalog(), probes, work, settings, reporter)
 
 
 def _reference(ref, catalog, probes, work, settings, reporter) -> dict[str, str]:

@@ -1,1 +1,1 @@
-"""Serving a tuned model: `swift deploy` supervised, its port pinned, its readiness watched, its answers proven to be the tuned model's through the openai client. May import: recipe, flags, render, results, logparse, process, paths."""
+"""Serving a tuned model: `swift deploy` (or llama.cpp's server for a GGUF export) supervised, its port pinned, its readiness watched, its answers proven to be the tuned model's through the openai client. May import: recipe, flags, render, results, logparse, process, paths, datasets, gguf."""

@@ -86,8 +86,10 @@ class Agreement:
 
 
 def check(base_url: str, api_key: str | None, model: str, rows: list[dict], base: dict[str, str],
-          max_tokens: int, workers: int = 8) -> Agreement:
-    """Ask `model` every row greedily through the openai client, in parallel; count the agreeing answers."""
+          max_tokens: int, workers: int = 8, exact: bool = False, extra: dict | None = None) -> Agreement:
+    """Ask `model` every row greedily through the openai client, in parallel; count the agreeing answers
+    (`same`; with `exact`, equal but for surrounding spaces, as the GGUF export compared). `extra`: more
+    sampling fields of the request body (llama-server's top_k and the like)."""
     from openai import OpenAI
 
     client = OpenAI(base_url=base_url, api_key=api_key or "none", max_retries=0, timeout=600)
@@ -97,7 +99,7 @@ def check(base_url: str, api_key: str | None, model: str, rows: list[dict], base
         messages = [m for m in row["messages"] if m.get("role") != "assistant" or m is not row["messages"][-1]]
         try:
             reply = client.chat.completions.create(model=model, messages=messages, temperature=0,
-                                                   max_tokens=max_tokens)
+                                                   max_tokens=max_tokens, extra_body=extra)
             return row, reply.choices[0].message.content or "", None
         except Exception as err:  # noqa: BLE001 - an API error is a finding, reported with the rest
             return row, None, f"{type(err).__name__}: {err}"
@@ -107,7 +109,7 @@ def check(base_url: str, api_key: str | None, model: str, rows: list[dict], base
             found.asked += 1
             if error is not None:
                 found.errors.append(error)
-            elif same(served, row["response"]):
+            elif (served.strip() == row["response"].strip()) if exact else same(served, row["response"]):
                 found.agreed += 1
             else:
                 was_base = base.get(_key(row["messages"]))
