@@ -12,6 +12,8 @@
 #   liger-nockpt   liger and gradient checkpointing off
 #   dropout0       lora.dropout 0 (no dropout kernels on every LoRA input)
 #   fused-adamw    swift.optim adamw_torch_fused
+#   sdpa-no-cudnn  attention without cuDNN's SDPA backend (bench/gpu/sdpa-no-cudnn/sitecustomize.py on the path;
+#                  the profile's largest CPU cost is cuDNN attention: results/step-profile); -profile: profiled
 #   liger-nockpt-profile  liger-nockpt with --profile-steps 5
 # RUNS="profile preset ..." picks and orders them; EXTRA="--set k=v ..." is added to every run; a run is not
 # started once DEADLINE seconds (default 480) have passed since the script began.
@@ -62,6 +64,8 @@ for name in ${RUNS:-profile preset liger liger-nockpt dropout0 fused-adamw}; do
     liger-nockpt-profile) run $name --no-verify --profile-steps 5 "${liger[@]}" --set train.gradient_checkpointing=false ;;
     dropout0) run $name --no-verify --set lora.dropout=0 ;;
     fused-adamw) run $name --no-verify --set swift.optim=adamw_torch_fused ;;
+    sdpa-no-cudnn) PYTHONPATH=$PWD/bench/gpu/sdpa-no-cudnn:$PYTHONPATH run $name ;;
+    sdpa-no-cudnn-profile) PYTHONPATH=$PWD/bench/gpu/sdpa-no-cudnn:$PYTHONPATH run $name --profile-steps 5 ;;
     *) run $name --no-verify ${ARGS:-} ;;
   esac
 done
