@@ -13,7 +13,7 @@ from pathlib import Path
 from swiftkit import paths
 from swiftkit.checks.collect import Checked, check
 from swiftkit.datasets import IdentityFiles
-from swiftkit.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UserError, printable
+from swiftkit.errors import EXIT_FAILURE, EXIT_OK, EXIT_USAGE, Problem, UserError, printable
 from swiftkit.launch.node import LaunchOptions, resolve_launch
 from swiftkit.plan.sizing import Sizing, plan_for_run, with_choices
 from swiftkit.recipe.models import Recipe
@@ -40,6 +40,11 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
         raise UserError([missing], headline=f"{recipe}: ms-swift cannot be started; nothing was run")
     checked = convert_model(checked, print_err if not quiet else lambda text: None)
     planned = plan_for_run(checked)  # may refuse (exit 2) a run that cannot fit, before anything is written
+    short = step_profile.too_few_steps(profile_steps, planned.steps if planned else None) if profile_steps else None
+    if short is not None:
+        fewer = max(1, ((planned.steps or 0) - step_profile.WARMUP) // 2)
+        raise UserError([Problem(short, fix=f"--profile-steps {fewer}, or train longer (train.epochs)")],
+                        headline=f"{recipe}: too short to profile; nothing was run")
     lock_name = runlock.LOCK_NAME if launch.is_primary else f"node{launch.node_rank}.lock"
     with runlock.hold(checked.plan.output_dir, checked.loaded.path, lock_name) as lock_fd:  # or refuse
         if not launch.is_primary:

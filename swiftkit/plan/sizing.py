@@ -186,13 +186,16 @@ def idle_card(sizing: Sizing) -> str | None:
 
 
 def estimate_time(sizing: Sizing, checked: Checked, rows: int) -> None:
+    """The step count (any card), and the time a step and the run take (a card whose throughput is known)."""
+    t = checked.loaded.recipe.train
+    eff = t.effective_batch_size or sizing.per_gpu_batch * processes(checked.loaded.recipe)
+    notes: list[str] = []
+    rows = training_rows(checked, rows, notes)
+    sizing.steps = t.max_steps or (math.ceil(rows / eff) * math.ceil(t.epochs or 1) if rows else None)
     if sizing.card is None or sizing.card.tflops is None:
         return
-    t = checked.loaded.recipe.train
-    rows = training_rows(checked, rows, sizing.notes)
+    sizing.notes.extend(notes)
     sizing.step_s = round(step_seconds(sizing.shape, sizing.setup, sizing.per_gpu_batch, sizing.card.tflops), 2)
-    eff = t.effective_batch_size or sizing.per_gpu_batch * processes(checked.loaded.recipe)
-    sizing.steps = t.max_steps or (math.ceil(rows / eff) * math.ceil(t.epochs or 1) if rows else None)
     if sizing.steps:
         sizing.total_s = round(sizing.step_s * sizing.steps, 1)
 

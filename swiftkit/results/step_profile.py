@@ -6,7 +6,21 @@ import json
 from pathlib import Path
 
 FILE = "step-profile.json"
+WARMUP = 3  # optimizer steps before the profiled ones: the first steps pay for one-off set-up
 SHOWN = 12  # parts and Python functions printed; the file keeps them all
+
+
+def env(steps: int) -> dict[str, str]:
+    """What tells the training process's sitecustomize to profile (child/step_profile.py)."""
+    return {"SWIFTKIT_PROFILE_STEPS": f"{steps}:{WARMUP}"}
+
+
+def too_few_steps(steps: int, planned_steps: int | None) -> str | None:
+    """Why N profiled steps cannot be had from a run of `planned_steps` (the plan's count), or None."""
+    if planned_steps is None or planned_steps >= WARMUP + 2 * steps:
+        return None
+    return (f"--profile-steps {steps} needs {WARMUP + 2 * steps} steps ({WARMUP} of warm-up, {steps} under torch.profiler, "
+            f"{steps} under cProfile) and the run plans {planned_steps}")
 
 
 def read(run_dir: Path | None) -> dict | None:

@@ -216,7 +216,7 @@ class Attempt:
         plan = self.plan
         inv = render_sft(plan, self.session.checked.catalog, swift=paths.swift_command())
         if self.session.profile_steps:
-            inv = replace(inv, env={**inv.env, "SWIFTKIT_PROFILE_STEPS": str(self.session.profile_steps)})
+            inv = replace(inv, env={**inv.env, **step_profile.env(self.session.profile_steps)})
         self.record.command, self.record.env = redact_argv(inv.argv), redact_env(inv.env)
         self.record.status, self.record.log_path = "running", str(self.log_path)
         self.record.resolved_recipe = plan.recipe.model_dump(mode="json")

@@ -11,8 +11,6 @@ from conftest import run_cli
 
 from swiftkit import paths
 
-pytestmark = pytest.mark.e2e
-
 
 @pytest.fixture(scope="module")
 def profiled(demo_run, tmp_path_factory):
@@ -26,6 +24,7 @@ def profiled(demo_run, tmp_path_factory):
     return code, stdout + stderr, run_dir, demo_out
 
 
+@pytest.mark.e2e
 def test_the_step_table_names_the_trainer_parts(profiled):
     code, text, run_dir, _ = profiled
     assert code == 0, text[-3000:]
@@ -38,6 +37,7 @@ def test_the_step_table_names_the_trainer_parts(profiled):
     assert "run_backward" in table  # the autograd engine's call, the largest Python-side cost on this CPU
 
 
+@pytest.mark.e2e
 def test_the_profile_files_and_the_record(profiled):
     _, _, run_dir, _ = profiled
     p = json.loads((run_dir / "step-profile.json").read_text(encoding="utf-8"))
@@ -50,6 +50,7 @@ def test_the_profile_files_and_the_record(profiled):
     assert record["step_profile"]["steps"] == 3 and record["step_profile"]["file"] == "step-profile.json"
 
 
+@pytest.mark.e2e
 def test_verification_first_engine_call_is_profiled(profiled):
     _, text, run_dir, _ = profiled
     call = json.loads((run_dir / "verify" / "answers-profile.json").read_text(encoding="utf-8"))
@@ -58,6 +59,7 @@ def test_verification_first_engine_call_is_profiled(profiled):
     assert "verification's first engine call: " in text and f"{forward} forward calls" in text
 
 
+@pytest.mark.e2e
 def test_profiling_does_not_change_the_training(profiled):
     # the demo trained the same recipe on the same model unwatched: the same steps and the same final loss
     _, _, run_dir, demo_out = profiled
@@ -66,3 +68,15 @@ def test_profiling_does_not_change_the_training(profiled):
     unwatched = json.loads(demo_record.read_text(encoding="utf-8"))["summary"]
     assert watched["global_step"] == unwatched["global_step"]
     assert watched["final_loss"] == unwatched["final_loss"]
+
+
+def test_a_run_too_short_to_profile_is_refused_before_anything_runs(tmp_path):
+    # the 24 GB preset plans 50 steps (74 rows, batch 16, 10 epochs); 30 profiled steps need 3 + 30 + 30
+    code, stdout, stderr = run_cli("run", str(paths.RECIPES_DIR / "presets" / "24gb-identity.yaml"),
+                                   "--set", f"output.dir={tmp_path / 'out'}", "--profile-steps", "30")
+    assert code == 2
+    assert "too short to profile; nothing was run" in stderr
+    assert "--profile-steps 30 needs 63 steps (3 of warm-up, 30 under torch.profiler, 30 under cProfile) and the " \
+           "run plans 50" in stderr
+    assert "fix: --profile-steps 23, or train longer (train.epochs)" in stderr
+    assert "Traceback" not in stderr and not (tmp_path / "out").exists()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from swiftkit.results.step_profile import call_lines, headline, lines, read, read_call
+from swiftkit.results.step_profile import call_lines, env, headline, lines, read, read_call, too_few_steps
 
 PROFILE = {
     "steps": 5, "wall_ms": 500.0, "gpu_busy_ms": 100.0, "gpu_busy_fraction": 0.2, "kernel_launches": 18000.0,
@@ -49,3 +49,13 @@ def test_the_engine_call_line_counts_forward_calls(tmp_path):
     text = "\n".join(call_lines(read_call(tmp_path)))
     assert "2.00 s wall, 100 forward calls (20.0 ms each), GPU busy 10 %, 90,000 kernel launches" in text
     assert "layer 60 %" in text and "loop 25 %" in text
+
+
+def test_the_training_process_is_told_the_steps_and_the_warm_up():
+    assert env(5) == {"SWIFTKIT_PROFILE_STEPS": "5:3"}
+
+
+def test_a_run_needs_warm_up_and_two_windows_of_steps():
+    assert too_few_steps(5, 13) is None and too_few_steps(5, None) is None  # no plan (a CPU run): said after
+    assert too_few_steps(5, 12) == ("--profile-steps 5 needs 13 steps (3 of warm-up, 5 under torch.profiler, "
+                                    "5 under cProfile) and the run plans 12")
