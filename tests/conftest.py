@@ -59,6 +59,20 @@ def demo_run(tmp_path_factory, _isolated_cache):
     return out, code, events, stderr
 
 
+@pytest.fixture(scope="session")
+def gguf_export(demo_run, tmp_path_factory):
+    """The demo run copied (so that what is added lands beside a run no other test reads) and exported as GGUF for
+    real, f32 and q8_0, merged on the way, once per session: (the copy, exit code, stderr)."""
+    import shutil
+
+    out, code, *_ = demo_run
+    assert code == 0
+    copy = tmp_path_factory.mktemp("gguf") / "demo"
+    shutil.copytree(out, copy, symlinks=True)
+    code, _, err = run_cli("export", str(copy), "--format", "gguf", "--quant", "f32", "--quant", "Q8_0")
+    return copy, code, err
+
+
 def run_cli(*args: str) -> tuple[int, str, str]:
     """Run swiftkit's main() in-process, capturing what the user sees."""
     import io

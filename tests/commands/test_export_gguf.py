@@ -3,7 +3,6 @@ run: merged on the way, converted by llama.cpp's converter, answered in llama.cp
 from __future__ import annotations
 
 import json
-import shutil
 from collections import namedtuple
 
 import pytest
@@ -88,18 +87,14 @@ def test_an_unverified_merge_on_the_way_is_not_converted(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def demo_copy(demo_run, tmp_path_factory):
-    """The demo run copied, so that the merge on the way and the GGUF land beside a run no other test reads."""
-    out, code, *_ = demo_run
-    assert code == 0
-    copy = tmp_path_factory.mktemp("gguf") / "demo"
-    shutil.copytree(out, copy, symlinks=True)
-    return copy
+def demo_copy(gguf_export):
+    """The demo run's copy that conftest's gguf_export exported (f32 and q8_0, merged on the way)."""
+    return gguf_export[0]
 
 
 @pytest.mark.e2e
-def test_round_trip_merged_on_the_way_converted_and_answered_in_llama_cpp(demo_copy):
-    code, _, err = run_cli("export", str(demo_copy), "--format", "gguf", "--quant", "f32", "--quant", "Q8_0")
+def test_round_trip_merged_on_the_way_converted_and_answered_in_llama_cpp(gguf_export):
+    demo_copy, code, err = gguf_export
     assert code == 0, err[-3000:]
     run_dir = next(demo_copy.glob("v*-*"))
     merged, final = next(run_dir.glob("checkpoint-*-merged")), next(run_dir.glob("checkpoint-*-gguf"))
