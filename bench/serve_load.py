@@ -1,10 +1,14 @@
 """`swiftkit serve` under load: time to ready (verification included), and latency and throughput for one
 client and for 16 at once, through the official openai client.
 
-    python bench/serve_load.py TARGET --label NAME [--no-verify] [--requests 8] [--max-tokens 64]
+    python bench/serve_load.py TARGET --label NAME [--no-verify] [--requests 8] [--max-tokens 64] [--clients 1,16]
+                                                   [--quant Q] [--raw-gguf]
 
-One client asks `--requests` questions one after another; then 16 clients ask `--requests` each, at once. The
-questions are identity and general prompts; completion tokens come from the server's usage counts. Appends a
+One client asks `--requests` questions one after another; then 16 clients (or each count of `--clients`) ask
+`--requests` each, at once. The questions are identity and general prompts; completion tokens come from the
+server's usage counts. A GGUF export as TARGET is served by llama.cpp's server (`--quant` picks the type).
+`--raw-gguf`: TARGET is a .gguf file that is no swiftkit export (a stock model), started directly in the child
+swiftkit serve runs for GGUF exports (child/serve_gguf.py), with nothing to verify it against. Appends a
 section to bench/results/serve.md.
 """
 from __future__ import annotations
@@ -48,6 +52,40 @@ def load(client, model: str, clients: int, requests: int, max_tokens: int) -> di
             "tokens": tokens, "tokens_per_s": round(tokens / wall, 1)}
 
 
+def start_serve(a, port: int) -> tuple[subprocess.Popen, str | None, list[str]]:
+    extra = (["--no-verify"] if a.no_verify else []) + (["--quant", a.quant] if a.quant else [])
+    proc = subprocess.Popen([*SWIFTKIT, "serve", a.target, "--port", str(port), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    model, log = None, []
+    for line in proc.stdout:
+        log.append(line)
+        if (m := re.search(r"ready in .* model '([^']+)'", line)):
+            model = m.group(1)
+            break
+    return proc, model, log
+
+
+def start_raw_gguf(a, port: int) -> tuple[subprocess.Popen, str | None, list[str]]:
+    """The GGUF file in child/serve_gguf.py, as swiftkit serve starts it, ready when /health answers."""
+    import json
+    import urllib.request
+
+    from common import ROOT
+
+    spec = {"gguf": a.target, "host": "127.0.0.1", "port": port, "alias": "model", "parallel": max(a.clients),
+            "threads": 0, "ctx": 0}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "swiftkit" / "child" / "serve_gguf.py"), json.dumps(spec)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    while proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc, "model", ["llama.cpp's server, started directly: no swiftkit export to verify against"]
+        except OSError:
+            time.sleep(0.2)
+    return proc, None, [f"child exited {proc.returncode}"]
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("target")
@@ -55,33 +93,35 @@ def main() -> int:
     p.add_argument("--no-verify", action="store_true")
     p.add_argument("--requests", type=int, default=8)
     p.add_argument("--max-tokens", type=int, default=64)
+    p.add_argument("--clients", type=lambda t: [int(c) for c in t.split(",")], default=[1, 16])
+    p.add_argument("--quant")
+    p.add_argument("--raw-gguf", action="store_true")
     a = p.parse_args()
     from openai import OpenAI
 
     port = free_port()
     start = time.perf_counter()
-    proc = subprocess.Popen([*SWIFTKIT, "serve", a.target, "--port", str(port), *(["--no-verify"] if a.no_verify
-                            else [])], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    model, log = None, []
-    for line in proc.stdout:
-        log.append(line)
-        if (m := re.search(r"ready in .* model '([^']+)'", line)):
-            model = m.group(1)
-            break
+    proc, model, log = (start_raw_gguf if a.raw_gguf else start_serve)(a, port)
     ready = time.perf_counter() - start
     if model is None:
         sys.exit("".join(log))
-    verified = next((line.strip() for line in log if "verified:" in line), "not verified (--no-verify)")
+    verified = next((line.strip() for line in log if "verified:" in line),
+                    log[0] if a.raw_gguf else "not verified (--no-verify)")
+    server = ("llama.cpp's server (xllamacpp)" if a.raw_gguf or any("llama.cpp's server" in t for t in log)
+              else "backend transformers")
     client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=900)
     try:
-        rows = [load(client, model, 1, a.requests, a.max_tokens), load(client, model, 16, a.requests, a.max_tokens)]
+        rows = [load(client, model, n, a.requests, a.max_tokens) for n in a.clients]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
+    flags = (" --no-verify" if a.no_verify else "") + (f" --quant {a.quant}" if a.quant else "") + \
+        (" --raw-gguf" if a.raw_gguf else "") + (f" --clients {','.join(map(str, a.clients))}"
+                                                 if a.clients != [1, 16] else "")
     lines = [f"\n## {a.label}\n", f"`python bench/serve_load.py {a.target} --label '{a.label}'"
-             f"{' --no-verify' if a.no_verify else ''} --requests {a.requests} --max-tokens {a.max_tokens}`; "
-             f"{machine()}; backend transformers\n",
-             f"- time to ready: {ready:.1f} s from `swiftkit serve` to its ready line ({verified})\n",
+             f"{flags} --requests {a.requests} --max-tokens {a.max_tokens}`; {machine()}; {server}\n",
+             (f"- time to ready: {ready:.1f} s from starting the child to /health answering ({verified})\n"
+              if a.raw_gguf else f"- time to ready: {ready:.1f} s from `swiftkit serve` to its ready line ({verified})\n"),
              "\n| clients | requests | wall s | median latency s | max latency s | completion tokens | tokens/s |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['clients']} | {r['requests']} | {r['wall_s']} | {r['latency_median_s']} | {r['latency_max_s']} "
