@@ -70,7 +70,8 @@ class Watcher:
                        f"{found.asked} questions through the openai client", err=True)
         self.ready = True
         write_record(self.record_path, self.record)
-        click.echo(ready_text(self.root, self.model, self.api_key, waited), err=True)
+        checked = self.record.get("verification", {}).get("seconds", 0.0)  # ready means loaded and verified
+        click.echo(ready_text(self.root, self.model, self.api_key, waited + checked), err=True)
 
 
 def alive(pid: int) -> bool:

@@ -74,7 +74,7 @@ def test_served_by_llama_cpp_verified_concurrent_401_without_the_key_and_sigterm
         assert "swiftkit serve: starting swift-robot-f32.gguf (f32: best agreement of the verified types" in text, text
         assert "--quant picks another of f32, q8_0) in llama.cpp's server" in text
         assert "swiftkit serve: verified: 'swift-robot' gave the merged model's answer to " in text
-        assert f"ready in 0 s at http://127.0.0.1:{port}/v1, model 'swift-robot' (Ctrl-C stops it)" in text
+        assert f" s at http://127.0.0.1:{port}/v1, model 'swift-robot' (Ctrl-C stops it)" in text
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
         assert [m.id for m in client.models.list()] == ["swift-robot"]
         question = [{"role": "user", "content": "Who are you?"}]
