@@ -7,9 +7,11 @@ of ms-swift changes. At the start of training it
   cross-entropy over the vocabulary), lm_head, layer (each decoder layer's forward; one inside `backward` is
   gradient checkpointing's recompute, labelled recompute), backward, clip_grad, optimizer, zero_grad,
   callbacks and log_save (the trainer's logging, saving and ms-swift's per-step metrics);
-- after WARMUP optimizer steps (default 3) records N steps with torch.profiler (CPU, CUDA where there is one,
-  the Python stack), exports the trace and writes OUTPUT_DIR/step-profile.json: summarize() below, a pure
-  function of the trace, for the parent to print (results/profile.py).
+- after WARMUP optimizer steps (default 3) records N steps with torch.profiler (CPU, and CUDA where there is
+  one), exports the trace and writes OUTPUT_DIR/step-profile.json (trace_summary.summarize, a pure function of
+  the trace), then watches N more steps with cProfile for the Python functions that cost the most, takes the
+  labels off, and adds those to the file, for the parent to print (results/step_profile.py). (torch.profiler's
+  own Python tracer, started for a second window in one process, ended it with a heap error.)
 
 Time that no label holds is the trainer's own loop (labelled "loop": the loss's NaN check, the token count,
 bookkeeping).
@@ -108,11 +110,14 @@ def _label_loss(labels: _Labels) -> None:
         from transformers.loss import loss_utils
     except ImportError:
         return
-    for key in list(loss_utils.LOSS_MAPPING):
+    mapping = loss_utils.LOSS_MAPPING  # the model looks its loss up here at every call
+    for key in list(mapping):
         if key.endswith("CausalLM"):
-            holder = _Holder(loss_utils.LOSS_MAPPING[key])
+            original = mapping[key]
+            holder = _Holder(original)
             labels.wrap(holder, "fn", "loss")
-            loss_utils.LOSS_MAPPING[key] = holder.fn
+            mapping[key] = holder.fn
+            labels.undo.append(lambda key=key, original=original: mapping.__setitem__(key, original))
 
 
 class _Holder:
