@@ -14,16 +14,16 @@ from pathlib import Path
 import click
 
 from swiftkit import paths
-from swiftkit.errors import EXIT_FAILURE, EXIT_OK, UserError
+from swiftkit.errors import EXIT_FAILURE, UserError
 from swiftkit.flags.catalog import load_catalog
 from swiftkit.logparse import diagnose
-from swiftkit.process import supervise
+from swiftkit.process import Finished
 from swiftkit.render import render_deploy
 from swiftkit.results import targets
 from swiftkit.results.record import now
 from swiftkit.serve import endpoint
 from swiftkit.serve.policy import access_problems, port_problem, slug
-from swiftkit.serve.watch import Watcher, client_host, write_record
+from swiftkit.serve.watch import Watcher, client_host, supervise_server
 
 
 def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, name: str | None = None,
@@ -73,26 +73,14 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, name: str |
                                         max_tokens=256)) if rows else None
     watch = Watcher(f"http://{client_host(host)}:{port}", api_key, served, check, threshold, ready_timeout, record,
                     record_path)
-    finished = supervise(inv.argv, inv.env, log, lambda _line: None, on_start=watch.start)
-    watch.join()
-    record.update({"stopped_at": now(), "returncode": finished.returncode})
-    if watch.code is not None:
-        record["exit_code"] = watch.code
-        write_record(record_path, record)
-        return watch.code
-    if finished.interrupted_by is not None and watch.ready:
-        record["exit_code"] = EXIT_OK
-        write_record(record_path, record)
-        click.echo("swiftkit serve: stopped; nothing is left running", err=True)
-        return EXIT_OK
+    return supervise_server(inv.argv, inv.env, log, watch, record, record_path, server="the server",
+                            reason=_diagnosis)
+
+
+def _diagnosis(finished: Finished) -> tuple[int, str | None]:
+    """ms-swift's reason for a server that stopped on its own, and the exit code it means."""
     diagnosis = diagnose(finished.tail, finished.returncode, interrupted_by=finished.interrupted_by)
-    code = diagnosis.exit_code if diagnosis else EXIT_FAILURE
-    record.update({"exit_code": code, "diagnosis": diagnosis.message if diagnosis else None})
-    write_record(record_path, record)
-    state = "after it was ready" if watch.ready else "before it was ready"
-    click.echo(f"swiftkit serve: the server stopped {state} (exit {finished.returncode}): "
-               f"{diagnosis.message if diagnosis else 'no reason in its log'}\n  full log: {log}", err=True)
-    return code
+    return (diagnosis.exit_code, diagnosis.message) if diagnosis else (EXIT_FAILURE, None)
 
 
 def _questions(t: targets.Target) -> tuple[list[dict], Path | None]:

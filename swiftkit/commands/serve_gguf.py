@@ -18,14 +18,13 @@ from pathlib import Path
 import click
 
 from swiftkit import paths
-from swiftkit.errors import EXIT_FAILURE, EXIT_OK, Problem, UserError
-from swiftkit.process import supervise
+from swiftkit.errors import EXIT_FAILURE, Problem, UserError
 from swiftkit.results import targets
 from swiftkit.results.record import now
 from swiftkit.run.progress import Reporter
 from swiftkit.serve import endpoint, gguf
 from swiftkit.serve.policy import access_problems, port_problem
-from swiftkit.serve.watch import Watcher, client_host, write_record
+from swiftkit.serve.watch import Watcher, client_host, supervise_server
 from swiftkit.verify.ask import prompt_messages, row_key
 
 CHILD = paths.PACKAGE_DIR / "child" / "serve_gguf.py"
@@ -75,26 +74,8 @@ def serve_gguf(target: str, *, quant: str | None = None, host: str = "127.0.0.1"
     watch = Watcher(f"http://{client_host(host)}:{port}", api_key, served, check, threshold, ready_timeout, record,
                     record_path, reference="the merged model")
     env = {"OMP_NUM_THREADS": str(os.cpu_count() or 1), **({"SWIFTKIT_SERVE_API_KEY": api_key} if api_key else {})}
-    finished = supervise([sys.executable, str(CHILD), json.dumps(spec)], env, log, lambda _line: None,
-                         on_start=watch.start)
-    watch.join()
-    record.update({"stopped_at": now(), "returncode": finished.returncode})
-    if watch.code is not None:
-        record["exit_code"] = watch.code
-        write_record(record_path, record)
-        return watch.code
-    if finished.interrupted_by is not None and watch.ready:
-        record["exit_code"] = EXIT_OK
-        write_record(record_path, record)
-        click.echo("swiftkit serve: stopped; nothing is left running", err=True)
-        return EXIT_OK
-    reason = _reason(finished.tail)
-    record.update({"exit_code": EXIT_FAILURE, "diagnosis": reason})
-    write_record(record_path, record)
-    state = "after it was ready" if watch.ready else "before it was ready"
-    click.echo(f"swiftkit serve: llama.cpp's server stopped {state} (exit {finished.returncode}): {reason}\n"
-               f"  full log: {log}", err=True)
-    return EXIT_FAILURE
+    return supervise_server([sys.executable, str(CHILD), json.dumps(spec)], env, log, watch, record, record_path,
+                            server="llama.cpp's server", reason=lambda finished: (EXIT_FAILURE, _reason(finished.tail)))
 
 
 def _source(found: gguf.Located) -> tuple[targets.Target | None, Problem | None]:

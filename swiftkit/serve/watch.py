@@ -14,9 +14,10 @@ from typing import Callable
 import click
 
 from swiftkit.datasets import write_atomic
-from swiftkit.errors import EXIT_FAILURE
+from swiftkit.errors import EXIT_FAILURE, EXIT_OK
 from swiftkit.logparse.events import EXIT_CODES
-from swiftkit.process import stop_group
+from swiftkit.process import Finished, stop_group, supervise
+from swiftkit.results.record import now
 from swiftkit.serve import endpoint
 
 
@@ -101,3 +102,27 @@ def ready_text(root: str, model: str, api_key: str | None, waited: float) -> str
             f"\"messages\": [{{\"role\": \"user\", \"content\": \"Who are you?\"}}]}}'\n"
             f"  python: OpenAI(base_url=\"{root}/v1\", api_key={'API_KEY' if api_key else repr('none')})"
             f".chat.completions.create(model=\"{model}\", messages=[...])")
+
+
+def supervise_server(argv: list[str], env: dict[str, str], log: Path, watch: Watcher, record: dict,
+                     record_path: Path, *, server: str, reason: Callable[[Finished], tuple[int, str | None]]) -> int:
+    """The server under process.supervise with `watch` beside it, until it stops; how it ended, said and kept in
+    its record: the watcher's code (15: not the reference's answers), 0 for a ready server stopped by Ctrl-C or
+    SIGTERM, else `reason(finished)` -> (exit code, why) for one that stopped on its own."""
+    finished = supervise(argv, env, log, lambda _line: None, on_start=watch.start)
+    watch.join()
+    record.update({"stopped_at": now(), "returncode": finished.returncode})
+    if watch.code is not None:
+        code = watch.code
+    elif finished.interrupted_by is not None and watch.ready:
+        code = EXIT_OK
+        click.echo("swiftkit serve: stopped; nothing is left running", err=True)
+    else:
+        code, why = reason(finished)
+        record["diagnosis"] = why
+        state = "after it was ready" if watch.ready else "before it was ready"
+        click.echo(f"swiftkit serve: {server} stopped {state} (exit {finished.returncode}): "
+                   f"{why or 'no reason in its log'}\n  full log: {log}", err=True)
+    record["exit_code"] = code
+    write_record(record_path, record)
+    return code
