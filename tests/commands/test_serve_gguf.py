@@ -5,19 +5,16 @@ with exit 15; a type not there and a file marked unverified are refused before a
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from conftest import run_cli
-from test_serve import free_port
+from test_serve import free_port, gone as gone_within, pids_with, start as start_serve
 
 from swiftkit.results import exports
 
@@ -32,36 +29,16 @@ def gguf_dir(gguf_export):
 
 
 def start(target, port: int, *extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "swiftkit.cli", "serve", str(target), "--port", str(port), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 180
-    for line in proc.stdout:
-        lines.append(line)
-        if "swiftkit serve: ready in" in line or time.monotonic() > deadline:
-            break
+    proc, lines = start_serve(target, port, *extra, wait=180)
     return proc, "".join(lines)
 
 
 def server_pids(port: int) -> list[int]:
-    found = []
-    for entry in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
-        except OSError:
-            continue
-        if "serve_gguf.py" in cmd and f'"port": {port},' in cmd:
-            found.append(int(entry))
-    return found
+    return pids_with("serve_gguf.py", f'"port": {port},')
 
 
-def gone(port: int, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not server_pids(port):
-            return True
-        time.sleep(0.3)
-    return False
+def gone(port: int) -> bool:
+    return gone_within(lambda: server_pids(port), timeout=20)
 
 
 @pytest.mark.e2e

@@ -35,11 +35,12 @@ def tuned(demo_run):
                 if json.loads(p.read_text()).get("verification", {}).get("answers"))
 
 
-def start(target: Path, port: int, *extra: str) -> tuple[subprocess.Popen, list[str]]:
+def start(target: Path, port: int, *extra: str, wait: float = 300) -> tuple[subprocess.Popen, list[str]]:
+    """`swiftkit serve TARGET --port PORT ...` started, its output read until it says ready (or `wait` passes)."""
     proc = subprocess.Popen([sys.executable, "-m", "swiftkit.cli", "serve", str(target), "--port", str(port), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + wait
     for line in proc.stdout:
         lines.append(line)
         if "swiftkit serve: ready in" in line or time.monotonic() > deadline:
@@ -47,23 +48,29 @@ def start(target: Path, port: int, *extra: str) -> tuple[subprocess.Popen, list[
     return proc, lines
 
 
-def deploy_pids(port: int) -> list[int]:
+def pids_with(*parts: str) -> list[int]:
+    """The processes whose command line holds every one of `parts`."""
     found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmd = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
-            except OSError:
-                continue
-            if "deploy" in cmd and f"--port\0{port}" in cmd:
-                found.append(int(entry))
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = open(f"/proc/{entry}/cmdline", "rb").read().decode(errors="replace")
+        except OSError:
+            continue
+        if all(part in cmd for part in parts):
+            found.append(int(entry))
     return found
 
 
-def gone(port: int, timeout: float = 30) -> bool:
+def deploy_pids(port: int) -> list[int]:
+    return pids_with("deploy", f"--port\0{port}")
+
+
+def gone(find=None, timeout: float = 30, *, port: int | None = None) -> bool:
+    """Whether the processes `find()` lists (default: `swift deploy` on `port`) are all gone within `timeout`."""
+    find = find or (lambda: deploy_pids(port))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not deploy_pids(port):
+        if not find():
             return True
         time.sleep(0.5)
     return False
@@ -78,7 +85,7 @@ def test_a_verified_endpoint_serves_16_clients_refuses_bad_requests_and_stops_cl
     text = "".join(lines)
     try:
         assert "swiftkit serve: verified: 'swift-robot' gave the tuned model's answer to 40 of 40" in text, text
-        assert f"ready in" in text and f"http://127.0.0.1:{port}/v1, model 'swift-robot'" in text
+        assert "ready in" in text and f"http://127.0.0.1:{port}/v1, model 'swift-robot'" in text
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
         question = [{"role": "user", "content": "Who are you?"}]
 
@@ -114,7 +121,7 @@ def test_a_verified_endpoint_serves_16_clients_refuses_bad_requests_and_stops_cl
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "swiftkit serve: stopped; nothing is left running" in out
-    assert gone(port)
+    assert gone(port=port)
     record = json.loads((tuned / f"serve-{port}.json").read_text())
     assert record["verification"]["agreed"] == 40 and record["exit_code"] == 0 and record["stopped_at"]
     assert KEY not in json.dumps(record)
@@ -146,7 +153,7 @@ def test_an_endpoint_that_answers_unlike_the_tuned_model_is_stopped_with_exit_15
     assert proc.returncode == 15, text[-3000:]
     assert "swiftkit serve: the endpoint does not answer as the tuned model: model 'swift-robot' agreed on" in text
     assert "stopped; nothing is left running" in text
-    assert gone(port)
+    assert gone(port=port)
 
 
 @pytest.mark.e2e
@@ -159,7 +166,7 @@ def test_a_server_killed_from_outside_is_reported_with_its_exit(tuned):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode not in (0, 2), out
     assert "swiftkit serve: the server stopped after it was ready (exit -9)" in out
-    assert gone(port)
+    assert gone(port=port)
 
 
 def test_a_port_in_use_and_an_open_bind_are_refused_before_anything_loads(tuned):
