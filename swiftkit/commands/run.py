@@ -55,6 +55,9 @@ def run(recipe: str, *, overrides: list[str] | None = None, quiet: bool = False,
                     profile_steps=profile_steps)
 
 
+PROFILE_ANSWERS = "SWIFTKIT_PROFILE_ANSWERS"
+
+
 def print_err(text: str) -> None:
     print(printable(text), file=sys.stderr, flush=True)
 
@@ -80,8 +83,8 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
         code = replay_step(checked, session)
         if code != EXIT_OK:
             return code
-        if profile_steps:  # verification's answer worker profiles its first engine call (child/answer_worker.py)
-            os.environ["SWIFTKIT_PROFILE_ANSWERS"] = "1"
+        if profile_steps:  # this run's answer worker profiles its first engine call (child/answer_worker.py)
+            os.environ[PROFILE_ANSWERS] = "1"
         prewarmed = prewarm(checked, plan) if do_verify else None
         code, checkpoint = session.train(plan)
         if checkpoint is None:
@@ -97,6 +100,8 @@ def _run(checked: Checked, planned: Sizing | None, lock_fd: int | None, *, quiet
             return export_step(checked, session, checkpoint)
         return EXIT_OK
     finally:
+        if profile_steps:
+            os.environ.pop(PROFILE_ANSWERS, None)  # the next run in this process (tests run many) is not profiled
         if prewarmed is not None:
             prewarmed.close()  # used or not, it ends with the run
         if session is not None:

@@ -4,6 +4,7 @@ the table the user sees, the files it leaves, and a training that is not changed
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ def profiled(demo_run, tmp_path_factory):
                                    "--set", f"model.id={demo_out / 'model'}", "--set", f"output.dir={out}",
                                    "--profile-steps", "3")
     run_dir = next(out.glob("v*-*"))
+    assert "SWIFTKIT_PROFILE_ANSWERS" not in os.environ  # later runs in this process are not profiled
     return code, stdout + stderr, run_dir, demo_out
 
 
