@@ -24,13 +24,16 @@ def too_few_steps(steps: int, planned_steps: int | None) -> str | None:
 
 
 def read(run_dir: Path | None) -> dict | None:
-    if run_dir is None:
-        return None
+    return _read(Path(run_dir) / FILE, "steps") if run_dir is not None else None
+
+
+def _read(path: Path, needs: str) -> dict | None:
+    """A profile the training process or the answer worker wrote, or None (none, unreadable, not one)."""
     try:
-        data = json.loads((Path(run_dir) / FILE).read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) and data.get("steps") else None
+    return data if isinstance(data, dict) and data.get(needs) else None
 
 
 def headline(p: dict) -> dict:
@@ -64,11 +67,7 @@ ANSWERS_FILE = "answers-profile.json"  # verification's first engine call, in th
 
 
 def read_call(folder: Path) -> dict | None:
-    try:
-        data = json.loads((Path(folder) / ANSWERS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and "labels" in data else None
+    return _read(Path(folder) / ANSWERS_FILE, "labels")
 
 
 def call_lines(p: dict) -> list[str]:
