@@ -35,6 +35,12 @@ def device_env(gpu: GpuSection) -> dict[str, str]:
         # with rows of 135-1635 tokens reserved 87.1 GiB without this and 43.4 GiB with it, and the memory
         # plan (plan/memory.py) holds only with it (bench/results/gpu-memory). A user's own setting wins.
         env["PYTORCH_CUDA_ALLOC_CONF"] = "expandable_segments:True"
+    if gpu.count > 0 and not gpu.cudnn_attention:
+        # swiftkit/child/sitecustomize.py turns off cuDNN's attention in every process of the child: on an H200
+        # the 24 GB identity preset trained in 20.4-21.1 s against 21.1-32.4 s with it, and verification's
+        # engine took 13.7-16.6 s against 19.5-39.2 s (bench/results/step-profile)
+        env["SWIFTKIT_NO_CUDNN_SDPA"] = "1"
+        env["PYTHONPATH"] = str(CHILD_DIR)
     if gpu.emulate_memory_gb:
         # swiftkit/child/sitecustomize.py caps the allocator in the training process before the model loads
         env["SWIFTKIT_EMULATE_MEMORY_GB"] = _number(gpu.emulate_memory_gb)

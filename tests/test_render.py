@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from swiftkit.checks.collect import check, planned_invocations
 from swiftkit.flags.catalog import Catalog, parse_with_swift
 from swiftkit.recipe.models import Recipe
-from swiftkit.render import CHILD_DIR, Plan, render_sft, resolve_batch
+from swiftkit.render import CHILD_DIR, Plan, model_ref, render_sft, resolve_batch
 
 BUNDLED = sorted((ROOT / "recipes").rglob("*.yaml"))
 
@@ -62,7 +62,7 @@ def test_env_for_gpus(catalog):
                                "gpu": {"count": 2, "visible_devices": [2, 3]}})
     env = render_sft(_plan(r), catalog).env
     assert env == {"CUDA_VISIBLE_DEVICES": "2,3", "NPROC_PER_NODE": "2",
-                   "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+                   "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True", "SWIFTKIT_NO_CUDNN_SDPA": "1",
                    "SWIFTKIT_RANK_STATS": "/out/.swiftkit/ranks-node0", "PYTHONPATH": str(CHILD_DIR),
                    "SWIFTKIT_DATASET_FINGERPRINT": "random", "SWIFTKIT_DATASET_IN_PROCESS": "1"}
     cpu = Recipe.model_validate({"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1},
@@ -102,6 +102,19 @@ def test_the_users_allocator_setting_wins(catalog, monkeypatch):
     monkeypatch.setenv("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:False")
     r = Recipe.model_validate({"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1}})
     assert "PYTORCH_CUDA_ALLOC_CONF" not in render_sft(_plan(r), catalog).env
+
+
+def test_cudnn_attention_is_off_on_gpus_unless_the_recipe_asks(catalog):
+    """On a GPU every process of the child runs attention without cuDNN (child/sitecustomize.py), verification's
+    answer worker too; gpu.cudnn_attention: true leaves PyTorch's choice alone, and the CPU has nothing to turn off."""
+    base = {"model": {"id": "a/b"}, "datasets": ["c/d"], "train": {"epochs": 1}}
+    plan = _plan(Recipe.model_validate(base))
+    assert render_sft(plan, catalog).env["SWIFTKIT_NO_CUDNN_SDPA"] == "1"
+    assert render_sft(plan, catalog).env["PYTHONPATH"] == str(CHILD_DIR)
+    assert model_ref(plan, None).env["SWIFTKIT_NO_CUDNN_SDPA"] == "1"  # what verification's processes run in
+    for gpu in ({"cudnn_attention": True}, {"count": 0}):
+        env = render_sft(_plan(Recipe.model_validate({**base, "gpu": gpu})), catalog).env
+        assert "SWIFTKIT_NO_CUDNN_SDPA" not in env
 
 
 def test_gpu_count_limits_the_visible_cards(catalog, monkeypatch):

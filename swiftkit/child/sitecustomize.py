@@ -9,6 +9,8 @@ it on their PYTHONPATH). In the training process, and only there:
 With SWIFTKIT_PROFILE_STEPS=N[:WARMUP] (`swiftkit run --profile-steps N`), the trainer's steps are labelled and N of
 them profiled after WARMUP (step_profile.py, beside this file).
 In `swift deploy` started by `swiftkit serve` (SWIFTKIT_DEPLOY_401=1), a wrong API key gets 401 (_unauthorized).
+With SWIFTKIT_NO_CUDNN_SDPA=1 (a GPU recipe, unless gpu.cudnn_attention), every process of the child runs
+scaled_dot_product_attention without cuDNN (_no_cudnn_attention).
 """
 import os
 import sys
@@ -90,8 +92,8 @@ if _stats and _is_training_process():
 
 
 def _after_import(patches: dict) -> None:
-    """Run patches[name](module) right after the module `name` is first imported (all are datasets modules
-    that ms-swift imports later, when it loads the data: importing them here would cost every process)."""
+    """Run patches[name](module) right after the module `name` is first imported (modules that ms-swift imports
+    later, or never in some processes: importing them here would cost every process)."""
     import importlib.abc
     import importlib.machinery
 
@@ -163,6 +165,17 @@ def _unauthorized(deploy) -> None:
     deploy.SwiftDeploy.create_error_response = staticmethod(create_error_response)
 
 
+def _no_cudnn_attention(torch) -> None:
+    """PyTorch runs scaled_dot_product_attention on cuDNN first where the card has it (Hopper). Its calls cost
+    milliseconds of CPU each on shapes it has not met, and rows padded per batch and generation's growing keys
+    meet new shapes all the time: on an H200, 11.9 ms a call in a 24 GB identity step, 45 % of a verification
+    engine call. Without it the flash and memory-efficient kernels run (bench/results/step-profile)."""
+    try:
+        torch.backends.cuda.enable_cudnn_sdp(False)
+    except (AttributeError, RuntimeError):  # a torch without the switch has no cuDNN attention to turn off
+        pass
+
+
 def _profile_steps(trainer_module) -> None:
     """Every Trainer made in this process gets step_profile's labels and profiler callback (there is one)."""
     import functools
@@ -181,6 +194,8 @@ def _profile_steps(trainer_module) -> None:
 
 
 _patches = {}
+if os.environ.get("SWIFTKIT_NO_CUDNN_SDPA") == "1":
+    _patches["torch"] = _no_cudnn_attention
 if os.environ.get("SWIFTKIT_DEPLOY_401") == "1":
     _patches["swift.pipelines.infer.deploy"] = _unauthorized
 if _is_training_process():

@@ -172,6 +172,10 @@ class GpuSection(Strict):
     visible_devices: list[Annotated[int, Field(ge=0, lt=1024)]] | None = Field(None, description="CUDA device indices (CUDA_VISIBLE_DEVICES)")
     emulate_memory_gb: float | None = Field(None, gt=0, le=MAX_GB, description="Cap the training process's CUDA allocator "
                                             "at this many GiB, to stand in for a smaller card")
+    cudnn_attention: bool = Field(False, description="Let PyTorch run scaled_dot_product_attention on cuDNN (it picks it "
+                                  "first on recent cards). Off: its flash and memory-efficient kernels, in training, "
+                                  "verification and serving; cuDNN's costs milliseconds of CPU per call on shapes that "
+                                  "change every step (bench/results/step-profile)")
 
 
 DEEPSPEED_BUILTIN = ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload")

@@ -1,7 +1,8 @@
 """swiftkit/child/sitecustomize.py in a real training-shaped process: the datasets library maps rows
 without pickling the mapped function when swiftkit asks: no hashing for cache names
 (SWIFTKIT_DATASET_FINGERPRINT=random), and a map of one process in the process itself
-(SWIFTKIT_DATASET_IN_PROCESS=1), as ms-swift maps its rows (num_proc=1)."""
+(SWIFTKIT_DATASET_IN_PROCESS=1), as ms-swift maps its rows (num_proc=1). And in any process of the child
+(SWIFTKIT_NO_CUDNN_SDPA=1), torch comes up with cuDNN's attention off."""
 from __future__ import annotations
 
 import json
@@ -72,3 +73,17 @@ def test_without_it_datasets_works_as_it_always_did(tmp_path, env):
     out = _run(tmp_path, env)
     assert out["lengths"] == [1, 2, 3]
     assert out["pickled"] > 0 and out["in_process"] is False
+
+
+CUDNN = "import torch; print(torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled())"
+
+
+@pytest.mark.parametrize("env, enabled", [({"SWIFTKIT_NO_CUDNN_SDPA": "1"}, "False True"), ({}, "True True")])
+def test_cudnn_attention_is_off_in_any_process_that_imports_torch(tmp_path, env, enabled):
+    """Not only the training process: verification's answer worker and `swift deploy` import torch too. The
+    other attention kernels stay on."""
+    path = os.pathsep.join([str(CHILD_DIR), os.environ.get("PYTHONPATH", "")])
+    done = subprocess.run([sys.executable, "-c", CUDNN], env={**os.environ, "PYTHONPATH": path, **env},
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == enabled.split()
