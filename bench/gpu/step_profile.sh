@@ -6,14 +6,16 @@
 # training process's allocator capped at 23 GiB):
 #   profile        the preset with --profile-steps 5 (step-profile.json, and verification's first engine call)
 #   preset         the preset as bundled, unwatched (--no-verify)
+#   verified       the preset as bundled, verification included
 #   liger          swift.use_liger_kernel (fused RMSNorm, SwiGLU, RoPE and the loss over the vocabulary; no logits,
 #                  so no token accuracy either)
 #   nockpt         gradient checkpointing off (no recompute)
 #   liger-nockpt   liger and gradient checkpointing off
 #   dropout0       lora.dropout 0 (no dropout kernels on every LoRA input)
 #   fused-adamw    swift.optim adamw_torch_fused
-#   sdpa-no-cudnn  attention without cuDNN's SDPA backend (bench/gpu/sdpa-no-cudnn/sitecustomize.py on the path;
-#                  the profile's largest CPU cost is cuDNN attention: results/step-profile); -profile: profiled
+#   cudnn          gpu.cudnn_attention: true, PyTorch's own choice of attention kernel (cuDNN on Hopper): the
+#                  presets before sp4, which measured it off against on (results/step-profile); -profile: profiled
+#                  (cudnn-verified: with verification, beside `verified`)
 #   liger-nockpt-profile  liger-nockpt with --profile-steps 5
 # RUNS="profile preset ..." picks and orders them; EXTRA="--set k=v ..." is added to every run; a run is not
 # started once DEADLINE seconds (default 480) have passed since the script began.
@@ -57,6 +59,7 @@ for name in ${RUNS:-profile preset liger liger-nockpt dropout0 fused-adamw}; do
   case ${name%%.*} in  # preset.2: the preset again, for the spread between identical runs
     profile) run $name --profile-steps 5 ;;
     preset) run $name --no-verify ;;
+    verified) run $name ;;
     nockpt) run $name --no-verify --set train.gradient_checkpointing=false ;;
     liger) run $name --no-verify "${liger[@]}" ;;
     liger-profile) run $name --no-verify --profile-steps 5 "${liger[@]}" ;;
@@ -64,8 +67,9 @@ for name in ${RUNS:-profile preset liger liger-nockpt dropout0 fused-adamw}; do
     liger-nockpt-profile) run $name --no-verify --profile-steps 5 "${liger[@]}" --set train.gradient_checkpointing=false ;;
     dropout0) run $name --no-verify --set lora.dropout=0 ;;
     fused-adamw) run $name --no-verify --set swift.optim=adamw_torch_fused ;;
-    sdpa-no-cudnn) PYTHONPATH=$PWD/bench/gpu/sdpa-no-cudnn:$PYTHONPATH run $name ;;
-    sdpa-no-cudnn-profile) PYTHONPATH=$PWD/bench/gpu/sdpa-no-cudnn:$PYTHONPATH run $name --profile-steps 5 ;;
+    cudnn) run $name --no-verify --set gpu.cudnn_attention=true ;;
+    cudnn-verified) run $name --set gpu.cudnn_attention=true ;;
+    cudnn-profile) run $name --profile-steps 5 --set gpu.cudnn_attention=true ;;
     *) run $name --no-verify ${ARGS:-} ;;
   esac
 done
