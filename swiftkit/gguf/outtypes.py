@@ -25,9 +25,12 @@ TERNARY = ("tq1_0", "tq2_0")
 # per type. Measured (bench/results/gguf.md) on real Qwen2.5-Coder-0.5B-Instruct tuned on the identity, merged
 # in float32, the reference answered on an H200 and llama.cpp on its host's CPU, 212 probes: f32 96.2 %, f16
 # 96.7 %, bf16 97.2 %, q8_0 93.9 % (every identity answer the same but one in q8_0; the rest are general
-# answers that part at a near-tie, "7 + 8 x 2" among them). The tiny model on this CPU: f32 100 %, q8_0 98.1 %.
-# A file with the wrong template or stop tokens answers as another model does: none of the identity answers.
-MIN_AGREEMENT = {"f32": 0.9, "f16": 0.9, "bf16": 0.9, "q8_0": 0.85}
+# answers that part at a near-tie, "7 + 8 x 2" among them). Real SmolLM2-135M-Instruct tuned by `swiftkit demo
+# --real` on a 2-core CPU, both sides there: f32 97.2 % (92/92 identity answers), q8_0 80.7 % (91/92 identity
+# answers, 80/120 general ones: a model of 135M parameters parts at more near-ties once quantized). The tiny model
+# on this CPU: f32 100 %, q8_0 98.1 %. A file with the wrong template or stop tokens answers as another model
+# does: none of the identity answers (tests/commands/test_export_gguf.py), under 45 % of all probes.
+MIN_AGREEMENT = {"f32": 0.9, "f16": 0.9, "bf16": 0.9, "q8_0": 0.75}
 
 
 def normalise(name: str) -> str:
