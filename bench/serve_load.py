@@ -2,7 +2,7 @@
 client and for 16 at once, through the official openai client.
 
     python bench/serve_load.py TARGET --label NAME [--no-verify] [--requests 8] [--max-tokens 64] [--clients 1,16]
-                                                   [--quant Q] [--raw-gguf]
+                                                   [--quant Q] [--raw-gguf] [--min-agreement F]
 
 One client asks `--requests` questions one after another; then 16 clients (or each count of `--clients`) ask
 `--requests` each, at once. The questions are identity and general prompts; completion tokens come from the
@@ -53,7 +53,8 @@ def load(client, model: str, clients: int, requests: int, max_tokens: int) -> di
 
 
 def start_serve(a, port: int) -> tuple[subprocess.Popen, str | None, list[str]]:
-    extra = (["--no-verify"] if a.no_verify else []) + (["--quant", a.quant] if a.quant else [])
+    extra = (["--no-verify"] if a.no_verify else []) + (["--quant", a.quant] if a.quant else []) + \
+        (["--min-agreement", str(a.min_agreement)] if a.min_agreement is not None else [])
     proc = subprocess.Popen([*SWIFTKIT, "serve", a.target, "--port", str(port), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     model, log = None, []
@@ -96,6 +97,7 @@ def main() -> int:
     p.add_argument("--clients", type=lambda t: [int(c) for c in t.split(",")], default=[1, 16])
     p.add_argument("--quant")
     p.add_argument("--raw-gguf", action="store_true")
+    p.add_argument("--min-agreement", type=float, help="passed to swiftkit serve (0: measure, never refuse)")
     a = p.parse_args()
     from openai import OpenAI
 
@@ -116,7 +118,8 @@ def main() -> int:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
     flags = (" --no-verify" if a.no_verify else "") + (f" --quant {a.quant}" if a.quant else "") + \
-        (" --raw-gguf" if a.raw_gguf else "") + (f" --clients {','.join(map(str, a.clients))}"
+        (" --raw-gguf" if a.raw_gguf else "") + \
+        (f" --min-agreement {a.min_agreement}" if a.min_agreement is not None else "") + (f" --clients {','.join(map(str, a.clients))}"
                                                  if a.clients != [1, 16] else "")
     lines = [f"\n## {a.label}\n", f"`python bench/serve_load.py {a.target} --label '{a.label}'"
              f"{flags} --requests {a.requests} --max-tokens {a.max_tokens}`; {machine()}; {server}\n",

@@ -9,6 +9,9 @@
 #   bash bench/real/gpu.sh join SHA256 NAME.gguf # joins /tmp/parts/* in order; refuses unless the sha256 matches
 #   bash bench/real/gpu.sh sweep OUT NAME.gguf CONFIG...   # bench/real/sweep.py in bfloat16 on the GPU
 #   bash bench/real/gpu.sh gguf OUT NAME.gguf CONFIG TYPE... # more GGUF types of a config swept with --gguf
+#   bash bench/real/gpu.sh serve OUT CONFIG      # a swept run, then its bfloat16 merge, through `swiftkit serve`
+#                                                # (swift deploy, transformers) with bench/serve_load.py, verified
+#                                                # at --min-agreement 0 (the agreement measured, never refused)
 # A sweep keeps its results in /tmp/sweep-NAME on the host (a later sweep adds to them, and a `best` config
 # reads them) and leaves OUT/sweep-NAME.tgz (the host returns at most 8 files).
 set -u
@@ -49,4 +52,17 @@ transformers.__version__, 'peft', peft.__version__, 'ms-swift', swift.__version_
     keep=/tmp/sweep-${model%.gguf}
     python3 bench/real/sweep.py gguf "/tmp/real-runs/$name/merged-float32" "$keep/$name.gguf-more" "$@"
     tar czf "$out/sweep-${model%.gguf}.tgz" -C /tmp "sweep-${model%.gguf}" ;;
+  serve)
+    out=$1 name=$2
+    run=$(ls -d /tmp/real-runs/$name/v*/ | tail -1)
+    gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+    python3 -m swiftkit.cli export "$run" --dtype bfloat16 --output "/tmp/real-runs/$name/merged-bfloat16" \
+      > "$out/serve-$name.export.txt" 2>&1; echo "export bfloat16: exit $?"
+    for target in "$run" "/tmp/real-runs/$name/merged-bfloat16"; do
+      what=$([ "$target" = "$run" ] && echo "the adapter on its base" || echo "its bfloat16 merge")
+      python3 bench/serve_load.py "$target" --label "$name (real weights, tuned, bfloat16): $what, one $gpu" \
+        --min-agreement 0 --requests 8 --max-tokens 64 2>&1 | tail -12
+    done
+    cp bench/results/serve.md "$out/serve.md"
+    find /tmp/real-runs/$name -name 'serve-*.json' -exec cp {} "$out/" \; ;;
 esac
