@@ -109,8 +109,9 @@ def main() -> int:
         sys.exit("".join(log))
     verified = next((line.strip() for line in log if "verified:" in line),
                     log[0] if a.raw_gguf else "not verified (--no-verify)")
+    engine = next((m.group(1) for t in log if (m := re.search(r"' \((transformers|vllm), ", t))), "transformers")
     server = ("llama.cpp's server (xllamacpp)" if a.raw_gguf or any("llama.cpp's server" in t for t in log)
-              else "backend transformers")
+              else f"backend {engine}")
     client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=900)
     try:
         rows = [load(client, model, n, a.requests, a.max_tokens) for n in a.clients]

@@ -195,8 +195,9 @@ def report(targets: tuple[str, ...], output: str | None) -> int:
               help="Port to listen on; one in use is an error, never silently another.")
 @click.option("--name", metavar="NAME", help="The tuned model's name in requests. Default: the identity's name, "
               "slugged (swift-robot); under vllm the base model is served as 'base' too.")
-@click.option("--backend", type=click.Choice(["transformers", "vllm"]), default=None,
-              help="swift deploy's engine (default transformers); not for a GGUF export.")
+@click.option("--backend", type=click.Choice(["auto", "transformers", "vllm"]), default=None,
+              help="swift deploy's engine. auto (the default): vllm where it is installed and the target runs on "
+              "a GPU, else transformers. Not for a GGUF export.")
 @click.option("--quant", metavar="TYPE", help="A GGUF export: which of its types to serve (f32, f16, bf16, q8_0). "
               "Default: the best-agreeing verified one.")
 @click.option("--max-concurrency", default=16, show_default=True, type=click.IntRange(1, 4096),

@@ -22,7 +22,7 @@ from swiftkit.render import render_deploy
 from swiftkit.results import targets
 from swiftkit.results.record import now
 from swiftkit.serve import endpoint
-from swiftkit.serve.policy import access_problems, port_problem, slug
+from swiftkit.serve.policy import access_problems, pick_backend, port_problem, slug
 from swiftkit.serve.watch import Watcher, client_host, supervise_server
 
 
@@ -39,10 +39,11 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, name: str |
         return serve_gguf(target, quant=quant, host=host, port=port, name=name, max_concurrency=max_concurrency,
                           api_key=api_key, insecure=insecure, verify=verify, min_agreement=min_agreement,
                           ready_timeout=ready_timeout,
-                          deploy_only={"--backend": backend, "--model-type": model_type, "--template": template})
-    backend = backend or "transformers"
+                          deploy_only={"--backend": backend if backend != "auto" else None,
+                                       "--model-type": model_type, "--template": template})
     t = targets.resolve(target, model_type=model_type, template=template)
     ref = t.ref()
+    backend, why = pick_backend(backend, ref.env)
     problems = _options_problems({"--quant": quant}) + access_problems(host, api_key, insecure)
     busy = port_problem(host, port)
     if busy is not None:
@@ -61,7 +62,7 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, name: str |
     record = {"target": str(t.path), "host": host, "port": port, "model": served,
               "base_model": base_name, "backend": backend, "api_key": bool(api_key),
               "started_at": now(), "command": inv.display().replace(api_key, "***") if api_key else inv.display()}
-    click.echo(f"swiftkit serve: starting {ref.label} on {host}:{port} as '{served}' ({backend}); log: {log}",
+    click.echo(f"swiftkit serve: starting {ref.label} on {host}:{port} as '{served}' ({backend}, {why}); log: {log}",
                err=True)
     if verify and not rows:
         click.echo("swiftkit serve: no verification answers of this target to compare with (verify it first: "

@@ -1,11 +1,14 @@
-"""What is decided before a server starts: the model names, who may connect, and whether the port is free.
+"""What is decided before a server starts: the engine, the model names, who may connect, and whether the port
+is free.
 
 `swift deploy` moves to the next free port without saying so (DeployArguments.__post_init__ calls
 find_free_port), so a port in use is refused here, by name, before anything loads.
 """
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
+import os
 import re
 import socket
 
@@ -18,6 +21,18 @@ def slug(name: str) -> str:
     """A model name a client can type: lower case, letters, digits, dots and dashes (CJK kept out)."""
     text = re.sub(r"[^a-z0-9.]+", "-", name.lower()).strip("-.")
     return text or "tuned"
+
+
+def pick_backend(requested: str | None, env: dict[str, str]) -> tuple[str, str]:
+    """swift deploy's engine and why: as asked, or (auto) vLLM where it is installed and the server gets a GPU
+    (`env`: the child's environment, whose CUDA_VISIBLE_DEVICES is empty for a CPU recipe), else transformers."""
+    if requested in ("transformers", "vllm"):
+        return requested, "asked for"
+    if importlib.util.find_spec("vllm") is None:
+        return "transformers", "auto: vllm is not installed"
+    if env.get("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES")) == "":
+        return "transformers", "auto: vllm needs a GPU and this target runs on the CPU"
+    return "vllm", "auto: vllm is installed"
 
 
 def is_local(host: str) -> bool:

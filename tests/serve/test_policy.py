@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import socket
 
-from swiftkit.serve.policy import access_problems, is_local, port_problem, slug
+from swiftkit.serve import policy
+from swiftkit.serve.policy import access_problems, is_local, pick_backend, port_problem, slug
 
 
 def test_the_served_name_is_the_identity_slugged():
@@ -53,3 +54,14 @@ def test_the_deploy_command_pins_the_port_names_the_model_and_sets_vllms_rank_li
     argv = " ".join(inv.argv)
     assert f"--adapters swift-robot={tmp_path}/checkpoint-5" in argv and "--served_model_name base" in argv
     assert "--vllm_max_lora_rank 64" in argv and "--api_key" not in argv
+
+
+def test_auto_picks_vllm_only_where_it_is_installed_and_a_gpu_serves(monkeypatch):
+    """The reason is said on serve's first line; an engine asked for by name is taken as asked."""
+    assert pick_backend("transformers", {}) == ("transformers", "asked for")
+    assert pick_backend("vllm", {"CUDA_VISIBLE_DEVICES": ""}) == ("vllm", "asked for")
+    monkeypatch.setattr(policy.importlib.util, "find_spec", lambda name: None)
+    assert pick_backend(None, {"CUDA_VISIBLE_DEVICES": "0"}) == ("transformers", "auto: vllm is not installed")
+    monkeypatch.setattr(policy.importlib.util, "find_spec", lambda name: object())
+    assert pick_backend("auto", {"CUDA_VISIBLE_DEVICES": "0"}) == ("vllm", "auto: vllm is installed")
+    assert pick_backend("auto", {"CUDA_VISIBLE_DEVICES": ""})[0] == "transformers"  # a CPU recipe
