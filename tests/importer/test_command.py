@@ -125,8 +125,8 @@ def test_blog_round_trip_renders_an_equivalent_command(tmp_path, catalog):
     inv = planned_invocations(checked)["sft"]
     assert inv.argv[:2] == ["swift", "sft"]
     assert inv.env == {"CUDA_VISIBLE_DEVICES": "0", "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
-                       "PYTHONPATH": str(CHILD_DIR), "SWIFTKIT_DATASET_FINGERPRINT": "random",
-                       "SWIFTKIT_DATASET_IN_PROCESS": "1"}
+                       "SWIFTKIT_NO_CUDNN_SDPA": "1", "PYTHONPATH": str(CHILD_DIR),
+                       "SWIFTKIT_DATASET_FINGERPRINT": "random", "SWIFTKIT_DATASET_IN_PROCESS": "1"}
 
     original = flag_map(command_argv(BLOG_SCRIPT))
     for old, (new, _note) in RENAMED.items():
