@@ -40,9 +40,9 @@ def device_env(gpu: GpuSection) -> dict[str, str]:
         # the 24 GB identity preset trained in 20.4-21.1 s against 21.1-32.4 s with it, and verification's
         # engine took 13.7-16.6 s against 19.5-39.2 s (bench/results/step-profile)
         env["SWIFTKIT_NO_CUDNN_SDPA"] = "1"
-        env["PYTHONPATH"] = str(CHILD_DIR)
     if gpu.emulate_memory_gb:
         # swiftkit/child/sitecustomize.py caps the allocator in the training process before the model loads
         env["SWIFTKIT_EMULATE_MEMORY_GB"] = _number(gpu.emulate_memory_gb)
-        env["PYTHONPATH"] = str(CHILD_DIR)
+    if "SWIFTKIT_NO_CUDNN_SDPA" in env or "SWIFTKIT_EMULATE_MEMORY_GB" in env:
+        env["PYTHONPATH"] = str(CHILD_DIR)  # where that sitecustomize is
     return env
