@@ -52,10 +52,14 @@ def load(client, model: str, clients: int, requests: int, max_tokens: int) -> di
             "tokens": tokens, "tokens_per_s": round(tokens / wall, 1)}
 
 
+def serve_flags(a) -> list[str]:
+    """What this bench passes on to `swiftkit serve`."""
+    return ((["--no-verify"] if a.no_verify else []) + (["--quant", a.quant] if a.quant else [])
+            + (["--min-agreement", str(a.min_agreement)] if a.min_agreement is not None else []))
+
+
 def start_serve(a, port: int) -> tuple[subprocess.Popen, str | None, list[str]]:
-    extra = (["--no-verify"] if a.no_verify else []) + (["--quant", a.quant] if a.quant else []) + \
-        (["--min-agreement", str(a.min_agreement)] if a.min_agreement is not None else [])
-    proc = subprocess.Popen([*SWIFTKIT, "serve", a.target, "--port", str(port), *extra],
+    proc = subprocess.Popen([*SWIFTKIT, "serve", a.target, "--port", str(port), *serve_flags(a)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     model, log = None, []
     for line in proc.stdout:
@@ -118,10 +122,8 @@ def main() -> int:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=60)
-    flags = (" --no-verify" if a.no_verify else "") + (f" --quant {a.quant}" if a.quant else "") + \
-        (" --raw-gguf" if a.raw_gguf else "") + \
-        (f" --min-agreement {a.min_agreement}" if a.min_agreement is not None else "") + (f" --clients {','.join(map(str, a.clients))}"
-                                                 if a.clients != [1, 16] else "")
+    flags = "".join(f" {f}" for f in serve_flags(a) + (["--raw-gguf"] if a.raw_gguf else [])
+                    + (["--clients", ",".join(map(str, a.clients))] if a.clients != [1, 16] else []))
     lines = [f"\n## {a.label}\n", f"`python bench/serve_load.py {a.target} --label '{a.label}'"
              f"{flags} --requests {a.requests} --max-tokens {a.max_tokens}`; {machine()}; {server}\n",
              (f"- time to ready: {ready:.1f} s from starting the child to /health answering ({verified})\n"
