@@ -85,6 +85,7 @@ def test_a_verified_endpoint_serves_16_clients_refuses_bad_requests_and_stops_cl
     text = "".join(lines)
     try:
         assert "swiftkit serve: verified: 'swift-robot' gave the tuned model's answer to 40 of 40" in text, text
+        assert "as 'swift-robot' (transformers, auto: vllm " in text  # the engine auto picked, and why
         assert "ready in" in text and f"http://127.0.0.1:{port}/v1, model 'swift-robot'" in text
         client = OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0)
         question = [{"role": "user", "content": "Who are you?"}]
