@@ -24,6 +24,8 @@ OUT, CASES = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
 WORK = Path("/tmp/mem")
 SHAPES = Path("/tmp/shapes")
 GPU_BUDGET_GIB = float(os.environ.get("GRID_BUDGET_GIB", "128"))
+# ms-swift's model type and template by shape; Qwen2.5's unless named here
+KINDS = {"smol": ("llama", "chatml")}
 FILLER = ("The quick brown fox jumps over the lazy dog while the river runs quietly past the old mill. "
           "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。Numbers like 3.14159 and 2.71828 appear too. ")
 lock = Lock()
@@ -38,8 +40,9 @@ def data_file(size: str, tokens: int, shortest: int | None = None) -> Path:
         return path
     tok = AutoTokenizer.from_pretrained(SHAPES / size)
     question = "Please repeat the following text."
-    overhead = len(tok.apply_chat_template([{"role": "user", "content": question},
-                                            {"role": "assistant", "content": ""}], tokenize=True))
+    overhead = len(tok(tok.apply_chat_template([{"role": "user", "content": question},
+                                                {"role": "assistant", "content": ""}], tokenize=False),
+                       add_special_tokens=False)["input_ids"])
     ids = tok(FILLER * (tokens // 10 + 10))["input_ids"]
     lengths = [tokens] * 64 if shortest is None else [shortest + (tokens - shortest) * k // 63 for k in range(64)]
     rows = [{"messages": [{"role": "user", "content": question},
@@ -67,11 +70,12 @@ def cap_of(case: dict) -> float:
 def run(case: dict) -> None:
     name = case["name"]
     cap = cap_of(case)
+    kind = KINDS.get(case["size"], ("qwen2", "qwen2_5"))
     recipe = WORK / "recipes" / f"{name}.yaml"
     recipe.parent.mkdir(parents=True, exist_ok=True)
     recipe.write_text(json.dumps({
         "name": name,
-        "model": {"id": str(SHAPES / case["size"]), "model_type": "qwen2", "template": "qwen2_5",
+        "model": {"id": str(SHAPES / case["size"]), "model_type": kind[0], "template": kind[1],
                   "dtype": "bfloat16"},
         "datasets": [{"path": str(data_file(case["size"], case["tokens"], case.get("shortest")))}],
         "lora": {"rank": case["rank"], "alpha": 4 * case["rank"]},
@@ -88,8 +92,9 @@ def run(case: dict) -> None:
     argv = [sys.executable, "-m", "swiftkit.cli", "run", str(recipe), "--quiet"]
     if case.get("preset"):  # a bundled preset as it is, on the model of this shape
         argv = [sys.executable, "-m", "swiftkit.cli", "run", case["preset"], "--quiet", "--no-verify",
-                "--set", f"model.id={SHAPES / case['size']}", "--set", "model.model_type=qwen2",
-                "--set", "model.template=qwen2_5", "--set", f"gpu.emulate_memory_gb={round(cap, 1)}",
+                *[a for k, v in case.get("set", {}).items() for a in ("--set", f"{k}={v}")],
+                "--set", f"model.id={SHAPES / case['size']}", "--set", f"model.model_type={kind[0]}",
+                "--set", f"model.template={kind[1]}", "--set", f"gpu.emulate_memory_gb={round(cap, 1)}",
                 "--set", f"output.dir={WORK / 'out' / name}", "--set", "swift.report_to=none"]
     env = dict(os.environ)
     if case.get("expandable"):
