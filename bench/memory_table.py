@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,24 +20,51 @@ FILES = {"measured.jsonl": "grid 1: rows of one length", "measured-2.jsonl": "gr
          "measured-3.jsonl": "presets and auto, through swiftkit run",
          "measured-4.jsonl": "grid 4: long rows, 1.5B/7B/14B",
          "measured-real.jsonl": "real models (GGUF in), through swiftkit run",
-         "measured-capped.jsonl": "7B preset and speed levers under a 23 GiB cap, through swiftkit run"}
+         "measured-capped.jsonl": "7B preset and speed levers under a 23 GiB cap, through swiftkit run",
+         "measured-5.jsonl": "grid 5: small models (SmolLM2-135M's and Qwen2.5-0.5B's shapes)",
+         "measured-6.jsonl": "grid 6: small models on real data (identity, mixed), rows of many lengths",
+         "measured-7.jsonl": "grid 7: small models' identity runs, uncapped and under caps near the plan"}
 
 
 def longest(run: dict) -> int:
     return int(float(run["dataset_token_length"].split("max=")[1].split(",")[0]))
 
 
-def planned(run: dict) -> memplan.MemoryPlan:
-    """The plan for a run, from its config.json and settings (the run's own record where it has one)."""
-    shape = memplan.Shape(**run["shape"]) if run.get("shape") else \
-        memplan.Shape.from_config(json.loads((RESULTS / f"config-{run['size']}.json").read_text()))
+LOGIT_TOKENS = RESULTS / "logit-tokens.json"  # runs recorded before the plan counted them: bench/memory_logits.py
+
+
+def setup_of(run: dict) -> memplan.Setup:
+    """The settings of the attempt that made the run's peak: the run's own record where it has one (an attempt
+    after an OOM trained at a smaller micro-batch), the logits kept from logit-tokens.json where it predates them."""
     if run.get("memory_plan"):
         s = run["memory_plan"]["setup"]
         setup = memplan.Setup(**{**s, "targets": tuple(s["targets"])})
     else:
         setup = memplan.Setup(micro_batch=run["mb"], tokens=longest(run), rank=run["rank"],
                               gradient_checkpointing=run["gc"])
-    return memplan.plan_memory(shape, setup)
+    if setup.logit_tokens is None and LOGIT_TOKENS.is_file():
+        known = json.loads(LOGIT_TOKENS.read_text()).get(run["name"])
+        if known and known["tokens"] == setup.tokens:
+            setup = replace(setup, logit_tokens=known["logit_tokens"])
+    if run.get("record"):
+        attempts = json.loads((ROOT / run["record"]).read_text()).get("attempts") or []
+        if attempts and attempts[-1].get("micro_batch") not in (None, setup.micro_batch):
+            setup = replace(setup, micro_batch=attempts[-1]["micro_batch"])
+            run["peak_attempt"] = len(attempts)
+    return setup
+
+
+def shape_of(run: dict) -> memplan.Shape:
+    if run.get("shape"):
+        return memplan.Shape(**run["shape"])
+    if (run.get("memory_plan") or {}).get("model"):
+        return memplan.Shape(**run["memory_plan"]["model"])
+    return memplan.Shape.from_config(json.loads((RESULTS / f"config-{run['size']}.json").read_text()))
+
+
+def planned(run: dict) -> memplan.MemoryPlan:
+    """The plan for a run, from its config.json and settings (the run's own record where it has one)."""
+    return memplan.plan_memory(shape_of(run), setup_of(run))
 
 
 def expandable(run: dict) -> bool:
@@ -64,9 +92,9 @@ def main() -> None:
     lines = ["| run | grid | split | micro-batch | rank | checkpointing | longest row | expandable segments "
              "| measured GiB | planned GiB | error |", "|" + "---|" * 11]
     for r in runs():
-        chosen = r.get("memory_plan") or {"micro_batch_size": r["mb"], "gradient_checkpointing": r["gc"]}
-        lines.append(f"| {r['name']} | {r['grid']} | {r['split']} | {chosen['micro_batch_size']} "
-                     f"| {r['rank']} | {'on' if chosen['gradient_checkpointing'] else 'off'} "
+        setup = setup_of(r)
+        lines.append(f"| {r['name']} | {r['grid']} | {r['split']} | {setup.micro_batch} "
+                     f"| {r['rank']} | {'on' if setup.gradient_checkpointing else 'off'} "
                      f"| {r['longest']} | {'yes' if r['expandable_segments'] else 'no'} | {r['measured_gib']:.2f} "
                      f"| {r['planned_gib']:.2f} | {r['error']:+.1%} |")
     text = "\n".join(lines) + "\n"

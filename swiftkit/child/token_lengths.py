@@ -3,7 +3,9 @@
 argv[1] is a JSON spec: model (a dir with config.json and the tokenizer), model_type, template, system,
 conversations (a JSONL file, one list of messages a line). The rows are encoded by ms-swift's own
 template (the same system prompt, special tokens and rendering as training), without truncation; the
-caller applies max_length. The last line on stdout is {"lengths": [...]}, in the order of the rows.
+caller applies max_length. The last line on stdout is {"lengths": [...], "first_labels": [...]}, in the order of
+the rows: a row's first label is the position of the first token it is trained on (its prompt before it), from
+which ms-swift's `logits_to_keep` keeps the logits of a micro-batch (the plan's logits and loss).
 """
 from __future__ import annotations
 
@@ -24,15 +26,20 @@ def main() -> int:
     template = get_template(processor, default_system=spec.get("system"), max_length=None,
                             template_type=spec.get("template"))
     template.set_mode("train")
-    lengths = []
+    lengths, first_labels = [], []
     with open(spec["conversations"], encoding="utf-8") as f:
         for line in f:
             try:
-                lengths.append(len(template.encode({"messages": json.loads(line)})["input_ids"]))
+                encoded = template.encode({"messages": json.loads(line)})
             except Exception as err:  # noqa: BLE001 - a row ms-swift cannot encode is one it drops
                 print(f"row {len(lengths) + 1}: {err}", file=sys.stderr)
                 lengths.append(None)
-    out.write(json.dumps({"lengths": lengths}) + "\n")
+                first_labels.append(None)
+                continue
+            lengths.append(len(encoded["input_ids"]))
+            labels = encoded.get("labels") or []
+            first_labels.append(next((i for i, label in enumerate(labels) if label != -100), None))
+    out.write(json.dumps({"lengths": lengths, "first_labels": first_labels}) + "\n")
     out.flush()
     return 0
 

@@ -38,12 +38,19 @@ def _known_card(name: str) -> None:
                                  fix=f"{guess} K{known[1:]}" if guess else known)])
 
 
+def _kept(s: Sizing) -> str:
+    kept = s.setup.logit_tokens
+    if kept is None or kept >= s.longest:
+        return ""
+    return f"; logits kept for its last {kept} (ms-swift keeps them from the batch's earliest label on)"
+
+
 def render(s: Sizing, gpus: int) -> str:
     shape = s.shape
     lines = [s.line(),
              f"  model: {shape.params() / 1e9:.2f} B parameters ({shape.layers} layers, hidden {shape.hidden}, "
              f"vocab {shape.vocab}), {s.setup.dtype}" + (f", {s.setup.quant_bits}-bit" if s.setup.quant_bits else ""),
-             f"  longest row: {s.longest} tokens ({s.longest_from})",
+             f"  longest row: {s.longest} tokens ({s.longest_from})" + _kept(s),
              f"  per GPU: micro-batch {s.setup.micro_batch} x accumulation {s.per_gpu_batch // s.setup.micro_batch}"
              + (f" x {gpus} GPUs" if gpus > 1 else ""),
              "  where the memory goes (GiB):"]

@@ -8,10 +8,12 @@ The figure predicted is the one ms-swift reports as `memory(GiB)`: the largest
   (PEFT upcasts bf16 adapters to float32); a full fine-tune: gradients and moments of every weight;
 - activations: what autograd keeps for the backward pass of the longest micro-batch, per token and
   layer, from the layer's structure (below); with gradient checkpointing only each layer's input is
-  kept, plus one layer's worth while it is recomputed;
-- logits and loss: the [tokens x vocab] logits in bf16, their float32 copy for the loss, the saved
-  log-softmax and its gradient;
-- the allocator: what the caching allocator reserves beyond that (a constant).
+  kept, plus one layer's worth while it is recomputed, which lives after the loss's buffers are freed:
+  only what it needs beyond them counts;
+- logits and loss: ms-swift computes the logits of a micro-batch only from its earliest first label on
+  (`logits_to_keep`: the padded length less the shortest prompt, plus one; Setup.logit_tokens, measured
+  by plan/rows.py), in bf16, with their float32 copy for the loss, the saved log-softmax and the gradients;
+- the allocator: what the kernels and the caching allocator reserve beyond that (a constant).
 
 Activations per token per layer, in bytes, without checkpointing (bf16, sdpa attention, Qwen2/LLaMA
 layer): the two RMSNorms keep their float32 input and bf16 output (6 H each), attention keeps q, the
@@ -19,27 +21,31 @@ attention output and o_proj's input (6 H) and k, v (4 x kv dim); the MLP keeps g
 their product (8 I). A LoRA module with dropout keeps its dropped input and the mask (3 x its input
 width): 3 H for each of q, k, v, o, gate, up and 3 I for down.
 
-Three constants are fitted (ACTIVATION_SCALE, LOGIT_BYTES, ALLOCATOR_GIB), on 10 runs of the memory
-grid (bench/results/gpu-memory, split "fit": Qwen2.5 1.5B/7B/14B shapes, an H200, ms-swift 4.6.0,
-torch 2.11, transformers 5.17); the other runs of the grid (1.5B/3B/7B/14B, micro-batch 2-16, rank
-8-64, checkpointing on and off, rows of 99-1635 tokens, of one length or many, the presets through
-`swiftkit run`), a grid of long rows (1.5B/7B/14B, rows of 547-2035 tokens, micro-batch 1-8, checkpointing on
-and off: 19 runs) and real models through `swiftkit run` (Qwen2.5-Coder-0.5B-Instruct: 6 runs) were not used
-to fit: 44 runs within 8.1 % of the measured peak, mean 2.7 % (bench/memory_table.py); tests/plan/test_memory.py
-holds the plan to them. It misses SmolLM2-135M (576 wide, a 49k vocabulary) by 13-19 %, both ways. The plan is for swiftkit's
-allocator setting (expandable segments, render.py): without it rows of many lengths fragment the
-allocator and the same run reserves up to twice as much.
+Three constants are fitted (ACTIVATION_SCALE, LOGIT_BYTES, ALLOCATOR_GIB; `python bench/memory_fit.py`) on 16
+runs (bench/results/gpu-memory, split "fit": Qwen2.5 1.5B/7B/14B shapes and SmolLM2-135M's and Qwen2.5-0.5B's,
+an H200, ms-swift 4.6.0, torch 2.11, transformers 5.17), within 3.8 % of them. Held out, 64 runs within 8.8 %,
+mean 2.2 % (bench/memory_table.py; tests/plan/test_memory.py holds the plan to each): 1.5B-14B, micro-batch 1-16,
+rank 8-64, checkpointing on and off, rows of 43-2035 tokens of one length or many, the presets and `auto` through
+`swiftkit run`, real models (Qwen2.5-Coder-0.5B-Instruct, SmolLM2-135M-Instruct) on identity, mixed and replay data.
+Three kinds of run are further off, each for a reason measured beside it:
+- rows of many lengths on a card with room leave the caching allocator holding blocks it no longer uses: SmolLM2's
+  identity rows (42-119 tokens) reserved 3.78 GiB where its tensors peaked at 3.00 (planned 3.19); under a cap
+  of 3.3 GiB the same job trained at the same micro-batch (the allocator gives the cache back before it fails);
+- an entry's #N of a file is planned on the file's longest row, which the rows ms-swift draws may not hold (+19 %);
+- replay rows are planned as their prompt plus max_new_tokens; the answers kept are shorter (+12 %).
+The plan is for swiftkit's allocator setting (expandable segments, render.py): without it rows of many lengths
+fragment the allocator and the same run reserves up to twice as much.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 GIB = 2**30
-ACTIVATION_SCALE = 0.856  # fitted: the structural count above overstates what autograd keeps by ~14 %
-LOGIT_BYTES = 13.6  # fitted: bytes per token per vocabulary entry at the loss (2 + 4 + 4 + 4 ~ 14 expected)
-ALLOCATOR_GIB = -0.30  # fitted: within the noise of a reserved-memory reading (at most 5 % of the rest)
+ACTIVATION_SCALE = 0.81  # fitted: the structural count above overstates what autograd keeps by ~19 %
+LOGIT_BYTES = 15.55  # fitted: bytes per kept position per vocabulary entry (bf16 logits, their float32 copy, log-softmax, its gradient and the bf16 one: 16)
+ALLOCATOR_GIB = 0.11  # fitted: what the kernels and the allocator reserve beyond the tensors counted
 # The largest error on runs not used to fit, and the margin `auto` keeps below the card because of it.
-PLAN_ERROR = 0.09  # the largest error on runs not used to fit (8.1 %: 1.5B, checkpointing, rows of 1059), rounded up
+PLAN_ERROR = 0.09  # the largest error on runs not used to fit (8.8 %: 1.5B, checkpointing, 8 x 2035 tokens), rounded up
 AUTO_MARGIN = 0.09
 CUDA_CONTEXT_GIB = 0.6  # the CUDA context and driver, outside the allocator's figure (a cap excludes it)
 LINEAR_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -95,6 +101,7 @@ class Setup:
 
     micro_batch: int
     tokens: int  # the longest padded row a micro-batch can hold (its length after the chat template)
+    logit_tokens: int | None = None  # positions of such a row whose logits ms-swift keeps; None: all `tokens`
     tuner: str = "lora"  # lora | full
     rank: int = 8
     targets: tuple[str, ...] = ("all-linear",)
@@ -156,20 +163,20 @@ def plan_memory(shape: Shape, setup: Setup) -> MemoryPlan:
             notes.append(f"the {setup.tuner} tuner, planned as LoRA of the same rank (not measured)")
     tokens = setup.micro_batch * setup.tokens
     per_layer = activation_bytes_per_layer_token(shape, setup) * ACTIVATION_SCALE
-    if setup.gradient_checkpointing:
-        activations = tokens * (shape.layers * 2 * shape.hidden + per_layer)
-    else:
-        activations = tokens * shape.layers * per_layer
-    logits = tokens * shape.vocab * LOGIT_BYTES
+    logits = setup.micro_batch * min(setup.logit_tokens or setup.tokens, setup.tokens) * shape.vocab * LOGIT_BYTES
     if setup.liger:
         logits = tokens * shape.hidden * 8  # fused linear cross-entropy: the logits are never whole
         notes.append("liger kernels (not measured for the plan)")
+    if setup.gradient_checkpointing:  # the recomputed layer lives after the loss's buffers are freed: the larger counts
+        activations = tokens * shape.layers * 2 * shape.hidden + max(0.0, tokens * per_layer - logits)
+    else:
+        activations = tokens * shape.layers * per_layer
     if setup.dtype == "float32":
         activations, logits = activations * 2, logits * 1.3
         notes.append("float32 training (not measured)")
     subtotal = (weights + trainable + activations + logits) / GIB
     parts = {"weights": weights / GIB, "trainable_state": trainable / GIB, "activations": activations / GIB,
-             "logits_and_loss": logits / GIB, "allocator": max(ALLOCATOR_GIB, -0.05 * subtotal)}
+             "logits_and_loss": logits / GIB, "allocator": ALLOCATOR_GIB}
     parts = {k: round(v, 3) for k, v in parts.items()}
     return MemoryPlan(round(sum(parts.values()), 2), parts, notes)
 

@@ -103,7 +103,7 @@ def identity_rows(checked: Checked) -> list[list[dict]]:
 
 
 def _lengths_key(rows: list[list[dict]], model: ModelFacts, system: str | None) -> str:
-    h = hashlib.sha256()
+    h = hashlib.sha256(b"lengths and first labels")
     for name in ("tokenizer.json", "tokenizer_config.json"):
         f = model.tokenizer_dir / name
         if f.exists():
@@ -112,14 +112,17 @@ def _lengths_key(rows: list[list[dict]], model: ModelFacts, system: str | None) 
     return h.hexdigest()[:32]
 
 
-def row_lengths(checked: Checked, rows: list[list[dict]], model: ModelFacts) -> list[int | None]:
-    """Each row's length as ms-swift's template encodes it for training (cached by content)."""
+def row_lengths(checked: Checked, rows: list[list[dict]], model: ModelFacts) -> dict[str, list[int | None]]:
+    """Each row's length as ms-swift's template encodes it for training, and the position of its first label
+    (`lengths`, `first_labels`; cached by content)."""
     system = checked.loaded.recipe.train.system
     key = _lengths_key(rows, model, system)
     cached = cache_dir() / "lengths" / f"{key}.json"
     if cached.is_file():
         try:
-            return json.loads(cached.read_text(encoding="utf-8"))
+            found = json.loads(cached.read_text(encoding="utf-8"))
+            if isinstance(found, dict) and len(found.get("first_labels", ())) == len(rows):
+                return found
         except ValueError:
             pass
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", encoding="utf-8", delete=False) as f:
@@ -134,29 +137,50 @@ def row_lengths(checked: Checked, rows: list[list[dict]], model: ModelFacts) -> 
     if not last:
         raise CannotPlan("ms-swift could not encode the rows to measure them: "
                          + (done.stderr.strip().splitlines() or ["(no output)"])[-1])
-    lengths = json.loads(last[0])["lengths"]
+    found = json.loads(last[0])
     cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(lengths), encoding="utf-8")
-    return lengths
+    cached.write_text(json.dumps(found), encoding="utf-8")
+    return found
 
 
-def longest_row(checked: Checked, model: ModelFacts) -> tuple[int, str, int, list[str]]:
-    """(longest kept row in tokens, where from, rows kept, notes). Rows over max_length are dropped
-    by ms-swift, so they do not count; hub data and a missing tokenizer count as max_length."""
+@dataclass
+class Rows:
+    """The recipe's rows as the plan sizes them."""
+
+    longest: int  # the longest kept row, in tokens
+    logit_tokens: int  # positions of a padded micro-batch row whose logits ms-swift keeps (logits_to_keep)
+    where: str  # how `longest` was found
+    kept: int  # rows kept (not over max_length)
+    notes: list[str]
+
+
+def logits_kept(lengths: list[int], first_labels: list[int | None]) -> int:
+    """ms-swift keeps the logits of a micro-batch from its earliest first label on (`logits_to_keep`: the padded
+    length less the shortest prompt, plus one); for the plan, the longest row padded with the shortest prompt."""
+    firsts = [f for f in first_labels if f is not None]
+    longest = max(lengths)
+    return max(1, longest - min(firsts) + 1) if firsts else longest
+
+
+def longest_row(checked: Checked, model: ModelFacts) -> Rows:
+    """The longest kept row and the logits kept for it. Rows over max_length are dropped by ms-swift, so they
+    do not count; hub data and a missing tokenizer count as max_length, their logits whole."""
     max_length = checked.loaded.recipe.train.max_length
     rows, notes, pads = conversations(checked)
     if model.tokenizer_dir is None:
         notes.append(f"no tokenizer to measure the rows with: assuming rows of max_length {max_length}")
-        return max_length, "assumed: max_length", len(rows), notes
-    measured = row_lengths(checked, rows, model) if rows else []
-    lengths = [n + pad for n, pad in zip(measured, pads) if n is not None]
-    kept = [n for n in lengths if n <= max_length]
-    if len(kept) < len(lengths):
-        notes.append(f"{len(lengths) - len(kept)} row(s) longer than max_length {max_length} are dropped by ms-swift")
+        return Rows(max_length, max_length, "assumed: max_length", len(rows), notes)
+    measured = row_lengths(checked, rows, model) if rows else {"lengths": [], "first_labels": []}
+    pairs = [(n + pad, first) for n, first, pad in zip(measured["lengths"], measured["first_labels"], pads)
+             if n is not None]
+    kept = [(n, first) for n, first in pairs if n <= max_length]
+    if len(kept) < len(pairs):
+        notes.append(f"{len(pairs) - len(kept)} row(s) longer than max_length {max_length} are dropped by ms-swift")
     if any("hub dataset" in n for n in notes) or not kept:
-        return max_length, "assumed: max_length (hub data)", len(kept), notes
-    return max(kept), f"measured: {len(kept)} rows, ms-swift's {model.template or 'default'} template", \
-        len(kept), notes
+        return Rows(max_length, max_length, "assumed: max_length (hub data)", len(kept), notes)
+    lengths, firsts = [n for n, _ in kept], [f for _, f in kept]
+    return Rows(max(lengths), logits_kept(lengths, firsts),
+                f"measured: {len(kept)} rows, ms-swift's {model.template or 'default'} template", len(kept), notes)
 
 
 def training_rows(checked: Checked, measured: int, notes: list[str]) -> int:

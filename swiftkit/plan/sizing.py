@@ -115,10 +115,11 @@ def find_gpu(checked: Checked, gpu_memory_gb: float | None, gpu_name: str | None
 
 # -- the plan ----------------------------------------------------------------------------------------
 
-def base_setup(checked: Checked, longest: int) -> Setup:
+def base_setup(checked: Checked, longest: int, logit_tokens: int | None = None) -> Setup:
     r = checked.loaded.recipe
     gc = r.train.gradient_checkpointing
-    return Setup(micro_batch=checked.plan.micro_batch, tokens=longest, tuner=r.lora.tuner, rank=r.lora.rank,
+    return Setup(micro_batch=checked.plan.micro_batch, tokens=longest, logit_tokens=logit_tokens, tuner=r.lora.tuner,
+                 rank=r.lora.rank,
                  targets=tuple(r.lora.target_modules), dropout=r.lora.dropout,
                  gradient_checkpointing=True if gc == "auto" else gc, dtype=r.model.dtype,
                  quant_bits=r.lora.quant_bits, liger=bool(r.swift.get("use_liger_kernel")))
@@ -139,9 +140,9 @@ def size(checked: Checked, *, gpu_memory_gb: float | None = None, gpu_name: str 
     except KeyError as err:
         raise CannotPlan(f"the model's config.json has no {err}: not a decoder-only transformer swiftkit can plan") \
             from None
-    longest, where, kept_rows, notes = longest_row(checked, model)
-    r = checked.loaded.recipe
-    setup = base_setup(checked, longest)
+    rows = longest_row(checked, model)
+    r, notes = checked.loaded.recipe, rows.notes
+    setup = base_setup(checked, rows.longest, rows.logit_tokens)
     batch = per_gpu_batch(checked)
     card = card or find_gpu(checked, gpu_memory_gb, gpu_name)
     choice = None
@@ -155,8 +156,8 @@ def size(checked: Checked, *, gpu_memory_gb: float | None = None, gpu_name: str 
     if r.distributed.deepspeed is not None or r.distributed.fsdp is not None:
         notes.append("DeepSpeed and FSDP are not modelled: this is the plan of plain data parallelism "
                      "(on 2 H200s ZeRO-2 peaked within 1 % of it, ZeRO-3 above it)")
-    sizing = Sizing(plan, setup, shape, longest, where, batch, card, choice, notes=notes)
-    estimate_time(sizing, checked, kept_rows)
+    sizing = Sizing(plan, setup, shape, rows.longest, rows.where, batch, card, choice, notes=notes)
+    estimate_time(sizing, checked, rows.kept)
     if not micro_auto and (idle := idle_card(sizing)):
         notes.append(idle)
     return sizing

@@ -3,7 +3,9 @@ ms-swift 4.6.0), the choices `auto` makes, and the data tables it reads (model s
 from __future__ import annotations
 
 import sys
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from conftest import ROOT
@@ -20,23 +22,30 @@ RUNS = runs()
 SEVEN_B = Shape.from_config(known_config("Qwen/Qwen2.5-7B-Instruct"))
 
 
-# The one model the plan is known to miss by more than 10 %: SmolLM2-135M (576 wide, 49k vocabulary), under by
-# 19 % at rows of 119 tokens and over by 13 % at 211. What it misses there is not found yet (README, "Will it fit?").
-# And 7B at micro-batch 16 x 62 tokens with checkpointing off under a 23 GiB cap: planned 23.61 GiB, peaked
-# 19.49 (+21 %), where the same rows with liger kernels (no logits kept whole) are within 3.2 %.
-KNOWN_MISSES = {"real-real-smollm2-gpu-lr1e-3-ep10", "real-real-smollm2-gpu-lr1e-3-ep10-r16",
-                "real-real-smollm2-gpu-lr1e-3-ep15-mix300", "capped-7b-nockpt"}
+# Runs whose reserved peak the plan misses by more than 10 %, each for a reason measured beside it (tested below):
+# - CACHE: SmolLM2-135M's identity rows (42-119 tokens) leave the caching allocator holding 0.8 GiB it no longer
+#   uses on a card with room (reserved 3.78, allocated 3.00, planned 3.19); under a cap at the plan the run trains;
+# - SAMPLED: an entry's #300 of a 568-row file, planned on the file's longest row (211); ms-swift drew rows of at most 158;
+# - BOUND: replay rows, planned as prompt + max_new_tokens (answers cut off there are dropped: the real ones are shorter).
+CACHE = {"real-real-smollm2-gpu-lr1e-3-ep10", "real-real-smollm2-gpu-lr1e-3-ep10-r16", "g5-smol-real-identity",
+         "g6-smol-identity", "g6-smol-identity-sysdef", "g7-smol-identity", "g7-smol-identity-cap3.1"}
+SAMPLED = {"real-real-smollm2-gpu-lr1e-3-ep15-mix300", "g6-smol-mix300"}
+BOUND = {"real-replay-qwen-gpu-lr2e-4-ep10-replay100", "real-replay-qwen-gpu-lr2e-4-ep10-replay500"}
+BY_NAME = {r["name"]: r for r in RUNS}
+ALLOCATED = {Path(a["output_dir"]).name: a for a in map(json.loads, (ROOT / "bench" / "results" / "gpu-memory" /
+                                                                      "allocated-7.jsonl").read_text().splitlines())}
 
 
 def test_every_run_is_recorded():
-    assert len(RUNS) == 64
-    assert {r["split"] for r in RUNS} == {"fit", "test", "varied", "preset", "auto", "long", "real", "capped"}
+    assert len(RUNS) == 93
+    assert {r["split"] for r in RUNS} == {"fit", "test", "varied", "preset", "auto", "long", "real", "capped", "small",
+                                          "diag", "capped-small"}
     assert len([r for r in RUNS if r["split"] == "long"]) == 19 and len([r for r in RUNS if r["split"] == "real"]) == 9
 
 
 @pytest.mark.parametrize("run", [r for r in RUNS if r["split"] != "fit" and (r["expandable_segments"]
                                                                              or not r.get("shortest"))
-                                 and "no-expandable" not in r["name"] and r["name"] not in KNOWN_MISSES],
+                                 and "no-expandable" not in r["name"] and r["name"] not in CACHE | SAMPLED | BOUND],
                          ids=lambda r: r["name"])
 def test_the_plan_is_within_ten_percent_of_runs_it_was_not_fitted_on(run):
     assert abs(run["error"]) <= 0.10, f"planned {run['planned_gib']} GiB, measured {run['measured_gib']} GiB"
@@ -44,8 +53,48 @@ def test_the_plan_is_within_ten_percent_of_runs_it_was_not_fitted_on(run):
 
 def test_the_fitted_runs_are_within_five_percent():
     fitted = [r for r in RUNS if r["split"] == "fit"]
-    assert len(fitted) == 10
+    assert len(fitted) == 16
     assert max(abs(r["error"]) for r in fitted) <= 0.05
+
+
+def test_rows_of_many_lengths_leave_cache_that_a_card_at_the_plan_takes_back():
+    """SmolLM2's identity rows: reserved 19 % over what the tensors need on a card with room; the allocated peak is
+    within 7 % of the plan, and under a cap 3 % over the plan the same job trains at the same micro-batch."""
+    assert all(BY_NAME[n]["dataset_token_length"].startswith(("68.", "62.")) for n in CACHE if n.startswith("g"))
+    for name in ("g7-smol-identity", "g7-smol-identity-cap3.1", "g7-0.5b-identity"):
+        run, used = BY_NAME[name], ALLOCATED[name]
+        assert abs(run["planned_gib"] - used["max_allocated_gib"]) / used["max_allocated_gib"] <= 0.08, name
+    assert BY_NAME["g7-smol-identity"]["measured_gib"] - ALLOCATED["g7-smol-identity"]["max_allocated_gib"] > 0.7
+    for name, uncapped in (("g7-smol-identity-cap3.3", "g7-smol-identity"), ("g7-0.5b-identity-cap4.2",
+                                                                              "g7-0.5b-identity")):
+        capped = BY_NAME[name]
+        assert capped["exit"] == 0 and not capped["oom"] and capped["memory_plan"]["micro_batch_size"] == 16
+        assert capped["cap_gib"] <= 1.04 * BY_NAME[uncapped]["planned_gib"] < BY_NAME[uncapped]["measured_gib"]
+
+
+def test_a_sampled_entry_is_planned_on_the_longest_row_it_may_draw():
+    run = BY_NAME["g6-smol-mix300"]
+    assert run["memory_plan"]["longest_row_tokens"] == 211 and "max=158.000000" in run["dataset_token_length"]
+    from memory_table import setup_of, shape_of
+
+    setup = setup_of(run)
+    drawn = replace(setup, tokens=158, logit_tokens=setup.logit_tokens - (211 - 158))
+    # on the rows drawn, under by 9.5 %: the cache rows of many lengths leave (above)
+    assert abs(plan_memory(shape_of(run), drawn).peak_gib - run["measured_gib"]) / run["measured_gib"] <= 0.10
+    assert run["error"] > 0.10  # on the longest row of the file: over, the safe side
+
+
+def test_replay_rows_are_planned_on_their_answers_bound():
+    for name in BOUND | {"real-replay-qwen-gpu-lr2e-4-ep10-replay300"}:
+        assert 0 < BY_NAME[name]["error"] <= 0.12, name
+
+
+def test_the_attempt_that_made_the_peak_is_the_one_planned():
+    """7B, 16 x 62 tokens, checkpointing off under a 23 GiB cap: planned not to fit (24 GiB), it ran out of memory at
+    micro-batch 16 and peaked at 19.49 GiB on the OOM ladder's micro-batch 8, which the table plans."""
+    run = BY_NAME["capped-7b-nockpt"]
+    assert run["peak_attempt"] == 2 and run["memory_plan"]["peak_memory_gib"] > 23
+    assert abs(run["error"]) <= 0.05
 
 
 def test_without_expandable_segments_rows_of_many_lengths_fragment_the_allocator():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import ROOT, run_cli
 
 
@@ -48,3 +49,34 @@ def test_rows_trained_under_the_templates_default_are_planned_as_long_as_they_ar
     both = json.loads(out)
     assert both["steps"] == one["steps"] == 50  # the same 74 rows, each under one of the prompts
     assert both["longest_row_tokens"] >= one["longest_row_tokens"] + 10
+
+
+def test_logits_are_kept_from_the_earliest_first_label_on():
+    """ms-swift's logits_to_keep: the padded length less the shortest prompt, plus one; the plan takes the longest
+    row padded beside the shortest prompt, the worst micro-batch the data can make."""
+    from swiftkit.plan.rows import logits_kept
+
+    assert logits_kept([62, 41, 50], [25, 20, 30]) == 62 - 20 + 1
+    assert logits_kept([10], [None]) == 10  # a row with no label: its logits whole
+    assert logits_kept([5, 8], [7, 9]) == 1
+
+
+def test_the_plan_measures_each_rows_prompt_with_ms_swifts_template(tmp_path):
+    """Rows with a long and a short prompt: the logits kept are the longest row less the shortest prompt; the
+    breakdown's logits shrink by that much against the longest row's whole length."""
+    data = tmp_path / "rows.jsonl"
+    rows = [{"messages": [{"role": "user", "content": "word " * 60}, {"role": "assistant", "content": "ok"}]},
+            {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "fine " * 20}]}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"model: {{id: Qwen/Qwen2.5-7B-Instruct}}\ndatasets: [{data}]\ntrain: {{epochs: 1, "
+                      "micro_batch_size: 2, effective_batch_size: 2, system: You are a helpful assistant.}\n"
+                      f"output: {{dir: {tmp_path / 'out'}}}\ngpu: {{memory_gb: 80}}\n", encoding="utf-8")
+    code, out, err = run_cli("plan", str(recipe), "--json")
+    assert code == 0, err
+    plan = json.loads(out)
+    longest, kept = plan["longest_row_tokens"], plan["setup"]["logit_tokens"]
+    assert 60 < longest < 90 and 15 < longest - kept < 30  # the short prompt: system, "hi" and the headers
+    from swiftkit.plan.memory import LOGIT_BYTES
+
+    assert plan["breakdown"]["logits_and_loss"] == pytest.approx(2 * kept * 152064 * LOGIT_BYTES / 2**30, abs=0.002)
