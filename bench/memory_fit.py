@@ -15,7 +15,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_table import memplan, runs, setup_of, shape_of  # noqa: E402
 
-GIB = 2**30
 
 
 def planned(run: dict, scale: float, logit_bytes: float) -> float:

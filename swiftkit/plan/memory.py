@@ -174,7 +174,6 @@ def plan_memory(shape: Shape, setup: Setup) -> MemoryPlan:
     if setup.dtype == "float32":
         activations, logits = activations * 2, logits * 1.3
         notes.append("float32 training (not measured)")
-    subtotal = (weights + trainable + activations + logits) / GIB
     parts = {"weights": weights / GIB, "trainable_state": trainable / GIB, "activations": activations / GIB,
              "logits_and_loss": logits / GIB, "allocator": ALLOCATOR_GIB}
     parts = {k: round(v, 3) for k, v in parts.items()}

@@ -119,8 +119,7 @@ def base_setup(checked: Checked, longest: int, logit_tokens: int | None = None) 
     r = checked.loaded.recipe
     gc = r.train.gradient_checkpointing
     return Setup(micro_batch=checked.plan.micro_batch, tokens=longest, logit_tokens=logit_tokens, tuner=r.lora.tuner,
-                 rank=r.lora.rank,
-                 targets=tuple(r.lora.target_modules), dropout=r.lora.dropout,
+                 rank=r.lora.rank, targets=tuple(r.lora.target_modules), dropout=r.lora.dropout,
                  gradient_checkpointing=True if gc == "auto" else gc, dtype=r.model.dtype,
                  quant_bits=r.lora.quant_bits, liger=bool(r.swift.get("use_liger_kernel")))
 
