@@ -2,8 +2,8 @@
 ms-swift 4.6.0), the choices `auto` makes, and the data tables it reads (model shapes, cards)."""
 from __future__ import annotations
 
-import sys
 import json
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from swiftkit.plan.known_models import known_config
 from swiftkit.plan.memory import Setup, Shape, choose, plan_memory
 
 sys.path.insert(0, str(ROOT / "bench"))
-from memory_table import runs  # noqa: E402  (the bench's own reading of the results)
+from memory_table import runs, setup_of, shape_of  # noqa: E402  (the bench's own reading of the results)
 
 RUNS = runs()
 SEVEN_B = Shape.from_config(known_config("Qwen/Qwen2.5-7B-Instruct"))
@@ -75,8 +75,6 @@ def test_rows_of_many_lengths_leave_cache_that_a_card_at_the_plan_takes_back():
 def test_a_sampled_entry_is_planned_on_the_longest_row_it_may_draw():
     run = BY_NAME["g6-smol-mix300"]
     assert run["memory_plan"]["longest_row_tokens"] == 211 and "max=158.000000" in run["dataset_token_length"]
-    from memory_table import setup_of, shape_of
-
     setup = setup_of(run)
     drawn = replace(setup, tokens=158, logit_tokens=setup.logit_tokens - (211 - 158))
     # on the rows drawn, under by 9.5 %: the cache rows of many lengths leave (above)
