@@ -58,7 +58,7 @@ def test_logits_are_kept_from_the_earliest_first_label_on():
 
     assert logits_kept([62, 41, 50], [25, 20, 30]) == 62 - 20 + 1
     assert logits_kept([10], [None]) == 10  # a row with no label: its logits whole
-    assert logits_kept([5, 8], [7, 9]) == 1
+    assert logits_kept([5, 8], [7, 9]) == 2  # the 8-token row, from position 7 on
 
 
 def test_the_plan_measures_each_rows_prompt_with_ms_swifts_template(tmp_path):
