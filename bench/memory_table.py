@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,16 +43,28 @@ def setup_of(run: dict) -> memplan.Setup:
     else:
         setup = memplan.Setup(micro_batch=run["mb"], tokens=longest(run), rank=run["rank"],
                               gradient_checkpointing=run["gc"])
-    if setup.logit_tokens is None and LOGIT_TOKENS.is_file():
-        known = json.loads(LOGIT_TOKENS.read_text()).get(run["name"])
-        if known and known["tokens"] == setup.tokens:
-            setup = replace(setup, logit_tokens=known["logit_tokens"])
-    if run.get("record"):
-        attempts = json.loads((ROOT / run["record"]).read_text()).get("attempts") or []
-        if attempts and attempts[-1].get("micro_batch") not in (None, setup.micro_batch):
-            setup = replace(setup, micro_batch=attempts[-1]["micro_batch"])
-            run["peak_attempt"] = len(attempts)
+    known = _logit_tokens().get(run["name"])
+    if setup.logit_tokens is None and known and known["tokens"] == setup.tokens:
+        setup = replace(setup, logit_tokens=known["logit_tokens"])
+    attempts = _attempts(run["record"]) if run.get("record") else []
+    if attempts and attempts[-1].get("micro_batch") not in (None, setup.micro_batch):
+        setup = replace(setup, micro_batch=attempts[-1]["micro_batch"])
     return setup
+
+
+def peak_attempt(run: dict) -> int:
+    """Which attempt of the run made its peak (1 unless the OOM ladder retried)."""
+    return len(_attempts(run["record"])) if run.get("record") else 1
+
+
+@lru_cache(maxsize=None)
+def _logit_tokens() -> dict:
+    return json.loads(LOGIT_TOKENS.read_text()) if LOGIT_TOKENS.is_file() else {}
+
+
+@lru_cache(maxsize=None)
+def _attempts(record: str) -> list[dict]:
+    return json.loads((ROOT / record).read_text()).get("attempts") or []
 
 
 def shape_of(run: dict) -> memplan.Shape:
